@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fatih/color"
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+var dumpCommand = &cli.Command{
+	Name:      "dump",
+	Usage:     "print the table of a snapshot file or of an endpoint",
+	ArgsUsage: "FILE|URL",
+	Description: `Prints the table held in a sync snapshot FILE, or, given a URL, follows the
+endpoint in memory from cursor 0 until caught up and prints the table it
+holds. JSON lines when piped (so | jq works); an aligned table on a terminal.
+
+Examples:
+   lockstep dump servers.jsonl | jq -r .ip
+   lockstep dump --max-age 5m servers.jsonl > /dev/null || alert "replica is stale"
+   lockstep dump --sort order http://h/servers/`,
+	Flags: append(append([]cli.Flag{
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table, or auto (table on a terminal)", EnvVars: env("format"), Category: "Output",
+			Action: oneOf("format", "auto", "json", "table")},
+		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
+			Action: oneOf("sort", "key", "order")},
+		&cli.DurationFlag{Name: "max-age", Usage: "fail unless FILE's checkpoint caught up within this long", EnvVars: env("max-age")},
+		colorFlag,
+		onBadRecordFlag("fail"),
+	}, fieldFlags...), connFlags...),
+	Action: runDump,
+}
+
+func runDump(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("dump: want one FILE or URL argument, got %d (see lockstep dump --help)", c.NArg())
+	}
+	arg := c.Args().First()
+	stdout := c.App.Writer
+	var (
+		table *state.Table
+		name  string
+		err   error
+	)
+	if strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://") {
+		if c.IsSet("max-age") {
+			return usagef("dump: --max-age needs a snapshot FILE, not a URL")
+		}
+		table, name, err = dumpURL(c, arg)
+	} else {
+		name = "dump " + arg
+		table, err = dumpFile(c, arg)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fields := follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
+	recs := make([][]byte, 0, table.Len())
+	for _, rec := range table.All() {
+		recs = append(recs, rec)
+	}
+	if c.String("sort") == "order" {
+		slices.SortStableFunc(recs, func(a, b []byte) int {
+			ra, _ := follow.ParseRecord(a, fields)
+			rb, _ := follow.ParseRecord(b, fields)
+			return follow.CompareOrder(ra.Order, rb.Order)
+		})
+	}
+	format := c.String("format")
+	if format == "table" || format == "auto" && isTerminal(stdout) {
+		applyColor(c, stdout)
+		err = writeTable(stdout, recs, fields, terminalWidth(stdout))
+	} else {
+		bw := bufio.NewWriterSize(stdout, 256<<10)
+		for _, rec := range recs {
+			bw.Write(rec)
+			bw.WriteByte('\n')
+		}
+		err = bw.Flush()
+	}
+	if err = stdoutError(err); err != nil && !errors.Is(err, errStdoutGone) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return err
+}
+
+func dumpFile(c *cli.Context, path string) (*state.Table, error) {
+	fields := follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
+	if maxAge := c.Duration("max-age"); maxAge > 0 {
+		cp, err := state.ReadCheckpoint(state.CheckpointPath(path))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no checkpoint %s, so its age is unknown (--max-age)", state.CheckpointPath(path))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cp.CaughtUpAt.IsZero() {
+			return nil, fmt.Errorf("the replica has never caught up (--max-age %s)", maxAge)
+		}
+		if age := time.Since(cp.CaughtUpAt); age > maxAge {
+			return nil, fmt.Errorf("the replica is stale: last caught up %s ago at %s, more than --max-age %s (is lockstep sync running?)",
+				age.Round(time.Second), cp.CaughtUpAt.Format(time.RFC3339), maxAge)
+		}
+	}
+	t := state.NewTable()
+	if err := t.ReadSnapshot(path, fields); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func dumpURL(c *cli.Context, rawURL string) (*state.Table, string, error) {
+	cfg, err := followConfig(c, rawURL, c.App.ErrWriter)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.SkipBadRecords = c.String("on-bad-record") != "fail"
+	f, err := follow.New(cfg)
+	if err != nil {
+		return nil, "", usageError{fmt.Errorf("dump: %w", err)}
+	}
+	table := state.NewTable()
+	warn := c.String("on-bad-record") == "warn"
+	err = f.Run(c.Context, func(ev follow.Event) error {
+		switch ev.Kind {
+		case follow.EventRecord:
+			table.Apply(ev.Record)
+		case follow.EventRetry:
+			fmt.Fprintf(c.App.ErrWriter, "lockstep: retrying in %s: %v\n", roundDelay(ev.Delay), ev.Err)
+		case follow.EventResync:
+			table = state.NewTable()
+		case follow.EventBadRecord:
+			if warn {
+				fmt.Fprintf(c.App.ErrWriter, "lockstep: warning: skipped %v\n", ev.Err)
+			}
+		}
+		return nil
+	})
+	return table, "dump " + f.Endpoint(), err
+}
+
+// writeTable prints records as aligned columns: the key and the order value
+// first, then every other field in the order first seen; values compact,
+// strings unquoted, cells cut to fit width (0: no limit).
+func writeTable(w io.Writer, recs [][]byte, fields follow.DecoderOptions, width int) error {
+	cols := []string{fields.Key, fields.OrderBy}
+	seen := map[string]bool{fields.Key: true, fields.OrderBy: true, fields.Deleted: true}
+	rows := make([]map[string]string, 0, len(recs))
+	for _, rec := range recs {
+		row := map[string]string{}
+		for _, f := range fieldsOf(rec) {
+			row[f.name] = cellText(f.value)
+			if !seen[f.name] {
+				seen[f.name] = true
+				cols = append(cols, f.name)
+			}
+		}
+		rows = append(rows, row)
+	}
+	widths := make([]int, len(cols))
+	for i, col := range cols {
+		widths[i] = utf8.RuneCountInString(col)
+		for _, row := range rows {
+			widths[i] = max(widths[i], utf8.RuneCountInString(row[col]))
+		}
+	}
+	fitWidths(widths, width)
+	bw := bufio.NewWriter(w)
+	head, key := color.New(color.Bold, color.Underline), color.New(color.FgCyan)
+	line := func(cells []string, style func(i int) *color.Color) {
+		for i, cell := range cells {
+			cell = fit(cell, widths[i])
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if s := style(i); s != nil {
+				cell = s.Sprint(cell)
+			}
+			if i < len(cells)-1 {
+				cell += pad + "  "
+			}
+			bw.WriteString(cell)
+		}
+		bw.WriteByte('\n')
+	}
+	line(cols, func(int) *color.Color { return head })
+	for _, row := range rows {
+		cells := make([]string, len(cols))
+		for i, col := range cols {
+			cells[i] = row[col]
+		}
+		line(cells, func(i int) *color.Color {
+			if i == 0 {
+				return key
+			}
+			return nil
+		})
+	}
+	return bw.Flush()
+}
+
+func cellText(v json.RawMessage) string {
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+		}
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, v) != nil {
+		return string(v)
+	}
+	return buf.String()
+}
+
+// fitWidths narrows the widest columns until the row fits in width.
+func fitWidths(widths []int, width int) {
+	if width <= 0 {
+		return
+	}
+	total := func() int {
+		t := 2 * (len(widths) - 1)
+		for _, w := range widths {
+			t += w
+		}
+		return t
+	}
+	for total() > width {
+		widest := 0
+		for i, w := range widths {
+			if w > widths[widest] {
+				widest = i
+			}
+		}
+		if widths[widest] <= 4 {
+			return
+		}
+		widths[widest]--
+	}
+}
+
+func fit(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// terminalWidth is the width of the terminal w writes to, or 0.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Col == 0 {
+		if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil {
+			return n
+		}
+		return 0
+	}
+	return int(ws.Col)
+}

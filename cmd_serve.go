@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/lockstep/lockstep/endpoint"
+	"github.com/lockstep/lockstep/follow"
+	"github.com/urfave/cli/v2"
+)
+
+var serveCommand = &cli.Command{
+	Name:      "serve",
+	Usage:     "serve a JSONL file as a lockstep endpoint",
+	ArgsUsage: "FILE",
+	Description: `Serves the records of FILE by the lockstep protocol: those changed since the
+cursor (the last path segment, or ?since=), inclusive, sorted by order value,
+tombstones left out for cursor 0. The response stays open and streams every
+line appended to FILE while it runs (like tail -f), unless --finite.
+
+Examples:
+   lockstep serve testdata/servers.jsonl
+   lockstep serve --addr 127.0.0.1:0 --heartbeat 5s servers.jsonl   # prints the URL it chose`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr")},
+		&cli.BoolFlag{Name: "finite", Usage: "end each response after the backlog", EnvVars: env("finite")},
+		&cli.DurationFlag{Name: "heartbeat", Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat")},
+		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
+		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
+		fieldFlags[0], fieldFlags[1], fieldFlags[2],
+	},
+	Action: runServe,
+}
+
+func runServe(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("serve: want one FILE argument, got %d", c.NArg())
+	}
+	path := c.Args().First()
+	srv := endpoint.New(endpoint.Options{
+		Fields:     follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")},
+		SinceParam: c.String("since-param"),
+		Finite:     c.Bool("finite"),
+		Heartbeat:  c.Duration("heartbeat"),
+		Gzip:       c.Bool("gzip"),
+	})
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	off, err := srv.Load(file)
+	file.Close()
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", path, err)
+	}
+	ln, err := net.Listen("tcp", c.String("addr"))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	watchErr := make(chan error, 1)
+	go func() {
+		watchErr <- endpoint.WatchFile(ctx, path, off, srv, func(err error) {
+			fmt.Fprintf(c.App.ErrWriter, "lockstep: serve: skipped %v\n", err)
+		})
+		cancel()
+	}()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(c.App.ErrWriter, "lockstep: serving %s on http://%s/\n", path, ln.Addr())
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	select {
+	case err := <-watchErr:
+		if err != nil {
+			return fmt.Errorf("serve %s: %w", path, err)
+		}
+	default:
+	}
+	return nil
+}

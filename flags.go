@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+)
+
+// env names the environment variable of a flag: LOCKSTEP_SINCE_PARAM for
+// --since-param.
+func env(name string) []string {
+	return []string{"LOCKSTEP_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+// oneOf is a flag Action that accepts only the listed values.
+func oneOf(name string, values ...string) func(*cli.Context, string) error {
+	return func(_ *cli.Context, v string) error {
+		for _, ok := range values {
+			if v == ok {
+				return nil
+			}
+		}
+		return usagef("--%s %q: must be one of %s", name, v, strings.Join(values, ", "))
+	}
+}
+
+// fieldFlags name the record's fields; tail, sync and dump share them.
+var fieldFlags = []cli.Flag{
+	&cli.StringFlag{Name: "key", Value: "id", Usage: "the key field", EnvVars: env("key"), Category: "Records"},
+	&cli.StringFlag{Name: "order-by", Value: "updated_at", Usage: "the order field (a number or string)", EnvVars: env("order-by"), Category: "Records"},
+	&cli.StringFlag{Name: "deleted-field", Value: "deleted_at", Usage: "the tombstone field (non-null means deleted)", EnvVars: env("deleted-field"), Category: "Records"},
+	&cli.StringFlag{Name: "max-record-size", Value: "16MiB", Usage: "largest record accepted (bytes, or with KiB/MiB/GiB)", EnvVars: env("max-record-size"), Category: "Records"},
+}
+
+// connFlags say how to reach the endpoint and how to follow it.
+var connFlags = []cli.Flag{
+	&cli.StringFlag{Name: "since-param", Usage: "send the cursor as this query parameter (default: as the last path segment)", EnvVars: env("since-param"), Category: "Connection"},
+	&cli.StringFlag{Name: "user", Usage: "`USER:PASS` for HTTP Basic auth", EnvVars: env("user"), Category: "Connection"},
+	&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "extra request `HEADER` as 'Name: value' (repeatable)", EnvVars: env("header"), Category: "Connection"},
+	&cli.StringFlag{Name: "cacert", Usage: "trust the CA certificates in this PEM `FILE` too", EnvVars: env("cacert"), Category: "Connection"},
+	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
+	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection"},
+	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response with no record for this long is caught up", EnvVars: env("idle"), Category: "Connection"},
+	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection"},
+	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long", EnvVars: env("retry-for"), Category: "Connection"},
+}
+
+// followConfig builds a follow.Config from the shared flags.
+func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Config, error) {
+	var cfg follow.Config
+	maxSize, err := parseSize(c.String("max-record-size"))
+	if err != nil {
+		return cfg, usagef("--max-record-size: %v", err)
+	}
+	header := http.Header{}
+	for _, h := range c.StringSlice("header") {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return cfg, usagef("-H %q: want 'Name: value'", redactHeader(h))
+		}
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if c.Bool("insecure") {
+		fmt.Fprintln(stderr, "lockstep: warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what is received")
+	}
+	client, err := follow.NewClient(follow.TLSOptions{CACert: c.String("cacert"), Insecure: c.Bool("insecure")})
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	stall := c.Duration("stall-timeout")
+	if stall == 0 {
+		stall = -1
+	}
+	cfg = follow.Config{
+		URL:        rawURL,
+		SinceParam: c.String("since-param"),
+		User:       c.String("user"),
+		Header:     header,
+		Client:     client,
+		Fields: follow.DecoderOptions{
+			Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field"),
+			MaxRecordSize: maxSize,
+		},
+		Poll:         c.Duration("poll"),
+		Idle:         c.Duration("idle"),
+		StallTimeout: stall,
+		RetryFor:     c.Duration("retry-for"),
+	}
+	return cfg, nil
+}
+
+// redactHeader shows a header with its value hidden when its name looks
+// secret.
+func redactHeader(h string) string {
+	name, _, ok := strings.Cut(h, ":")
+	if ok && follow.SecretName(name) {
+		return name + ": ***"
+	}
+	if !ok && follow.SecretName(h) {
+		return "***"
+	}
+	return h
+}
+
+func parseSize(s string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		m      int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return n * mult, nil
+}
+
+// onBadRecordFlag: what to do with a bad record (PROTOCOL 7).
+func onBadRecordFlag(def string) cli.Flag {
+	return &cli.StringFlag{
+		Name: "on-bad-record", Value: def, EnvVars: env("on-bad-record"), Category: "Records",
+		Usage:  "fail (stop), warn (say so on stderr and go on) or skip (go on quietly)",
+		Action: oneOf("on-bad-record", "fail", "warn", "skip"),
+	}
+}
+
+// urlArg returns the one URL argument.
+func urlArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s: want one URL argument, got %d (see lockstep %s --help)", c.Command.Name, c.NArg(), c.Command.Name)
+	}
+	return c.Args().First(), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// errStdoutGone: the reader of stdout went away; lockstep exits 0 quietly
+// (PROTOCOL 6.5).
+var errStdoutGone = errors.New("stdout closed")
+
+// stdoutError turns a broken pipe into errStdoutGone.
+func stdoutError(err error) error {
+	if errors.Is(err, syscall.EPIPE) {
+		return errStdoutGone
+	}
+	return err
+}
+
+// roundDelay shortens a delay for a person to read.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -1,0 +1,384 @@
+package follow
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// A Record is one object from an endpoint. Its slices point into the
+// decoder's buffer and stay valid only until the next call to Next: copy
+// what you keep.
+type Record struct {
+	Bytes   []byte // the object exactly as received, surrounding whitespace trimmed
+	Key     []byte // the key field's JSON text (123 and "123" are different keys)
+	Order   []byte // the order field's JSON text
+	Deleted bool   // the deleted field is present and not null
+	Offset  int64  // where Bytes starts in the response body
+}
+
+// DecoderOptions names the fields a Decoder extracts. Empty names take the
+// protocol's defaults.
+type DecoderOptions struct {
+	Key           string // default "id"
+	OrderBy       string // default "updated_at"
+	Deleted       string // default "deleted_at"
+	MaxRecordSize int    // default 16 MiB
+}
+
+// DefaultMaxRecordSize is the largest record accepted unless told otherwise.
+const DefaultMaxRecordSize = 16 << 20
+
+func (o DecoderOptions) withDefaults() DecoderOptions {
+	if o.Key == "" {
+		o.Key = "id"
+	}
+	if o.OrderBy == "" {
+		o.OrderBy = "updated_at"
+	}
+	if o.Deleted == "" {
+		o.Deleted = "deleted_at"
+	}
+	if o.MaxRecordSize <= 0 {
+		o.MaxRecordSize = DefaultMaxRecordSize
+	}
+	return o
+}
+
+// ErrTruncated means the body ended inside a record. The part received is
+// never taken for a record; a follower retries from its cursor.
+var ErrTruncated = errors.New("follow: response ended mid-record")
+
+// A BadRecordError describes input that is not a usable record: invalid
+// JSON, a value that is not an object, a missing or ill-typed key or order
+// field, or an object over the size limit.
+type BadRecordError struct {
+	Endpoint string // the endpoint, credentials redacted (set by Follower)
+	Offset   int64  // byte offset in the response where the bad input starts
+	Reason   string
+	Snippet  []byte // up to 200 bytes of the input from Offset
+}
+
+func (e *BadRecordError) Error() string {
+	where := "at byte " + strconv.FormatInt(e.Offset, 10)
+	if e.Endpoint != "" {
+		where += " of " + e.Endpoint
+	}
+	return fmt.Sprintf("bad record %s: %s: %s", where, e.Reason, strconv.Quote(string(e.Snippet)))
+}
+
+const snippetLen = 200
+
+// A Decoder reads records from a stream of JSON objects, separated by any
+// JSON whitespace or by nothing at all, across any read boundary. Its
+// contract is bufio.Scanner's: call Next until it returns false, then Err.
+//
+// Err is sticky, with one exception: after a *BadRecordError the decoder has
+// skipped the bad input (the whole value when its end can be found, else
+// the rest of the line), and Next may be called again to go on.
+type Decoder struct {
+	r    io.Reader
+	opts DecoderOptions
+	buf  []byte
+	pos  int   // start of unconsumed input in buf
+	end  int   // end of valid data in buf
+	base int64 // stream offset of buf[0]
+	eof  bool
+	err  error
+	rec  Record
+
+	// Set when a bad record's rest must be thrown away before going on.
+	skipping bool
+	skipLine bool
+	bound    boundary
+}
+
+// NewDecoder returns a decoder reading from r.
+func NewDecoder(r io.Reader, opts DecoderOptions) *Decoder {
+	return &Decoder{r: r, opts: opts.withDefaults(), buf: make([]byte, 64<<10)}
+}
+
+// Record returns the record found by the last successful Next.
+func (d *Decoder) Record() *Record { return &d.rec }
+
+// Err returns the error that stopped Next, or nil at a clean end of input.
+func (d *Decoder) Err() error { return d.err }
+
+// Offset is the number of bytes of input consumed so far.
+func (d *Decoder) Offset() int64 { return d.base + int64(d.pos) }
+
+// Next advances to the next record.
+func (d *Decoder) Next() bool {
+	if d.err != nil {
+		var bad *BadRecordError
+		if !errors.As(d.err, &bad) {
+			return false
+		}
+		d.err = nil
+	}
+	for {
+		if d.skipping {
+			if !d.skip() {
+				return false
+			}
+			continue
+		}
+		for d.pos < d.end && isSpace(d.buf[d.pos]) {
+			d.pos++
+		}
+		if d.pos == d.end {
+			if d.eof {
+				return false
+			}
+			if !d.fill() {
+				return false
+			}
+			continue
+		}
+		if d.buf[d.pos] != '{' {
+			d.bad(d.pos, "expected a JSON object, found "+quoteChar(d.buf[d.pos]))
+			d.skipping, d.skipLine = true, true
+			return false
+		}
+		ok, again := d.object()
+		if again {
+			continue
+		}
+		return ok
+	}
+}
+
+// object decodes the object at d.pos. again means "more input was read, try
+// the loop again".
+func (d *Decoder) object() (ok, again bool) {
+	start := d.pos
+	spans := d.opts.spans()
+	b := d.buf[start:d.end]
+	n, err := scanObject(b, 0, 1, &spans)
+	if err == errShort {
+		// Find the object's end cheaply before validating it again, so that
+		// a large record arriving in small reads costs linear time.
+		if !d.findEnd(start) {
+			return false, false
+		}
+		return false, true
+	}
+	if err != nil {
+		var se *syntaxError
+		errors.As(err, &se)
+		d.bad(start, fmt.Sprintf("%s at byte %d", se.msg, d.base+int64(start+se.off)))
+		// The rest of the line cannot be trusted to frame anything.
+		d.pos = start + se.off
+		d.skipping, d.skipLine = true, true
+		return false, false
+	}
+	d.pos = start + n
+	rec, err := d.opts.record(b[:n], &spans)
+	if err != nil {
+		return d.bad(start, err.Error()), false
+	}
+	rec.Offset = d.base + int64(start)
+	d.rec = rec
+	return true, false
+}
+
+// record checks the fields of a scanned object.
+func (o *DecoderOptions) record(b []byte, spans *fieldSpans) (Record, error) {
+	if len(b) > o.MaxRecordSize {
+		return Record{}, fmt.Errorf("record of %d bytes is over the %d-byte limit", len(b), o.MaxRecordSize)
+	}
+	ks, os, ds := spans.start[0], spans.start[1], spans.start[2]
+	switch {
+	case ks < 0:
+		return Record{}, fmt.Errorf("no %q field", o.Key)
+	case b[ks] != '"' && b[ks] != '-' && !isDigit(b[ks]):
+		return Record{}, fmt.Errorf("%q is not a number or string", o.Key)
+	case os < 0:
+		return Record{}, fmt.Errorf("no %q field", o.OrderBy)
+	case b[os] != '"' && b[os] != '-' && !isDigit(b[os]):
+		return Record{}, fmt.Errorf("%q is not a number or string", o.OrderBy)
+	}
+	return Record{
+		Bytes:   b,
+		Key:     b[ks:spans.end[0]],
+		Order:   b[os:spans.end[1]],
+		Deleted: ds >= 0 && b[ds] != 'n',
+	}, nil
+}
+
+// ParseRecord parses b, which must hold exactly one object and nothing but
+// whitespace around it, as a record. The record's slices point into b.
+func ParseRecord(b []byte, opts DecoderOptions) (Record, error) {
+	o := opts.withDefaults()
+	i := skipSpace(b, 0)
+	if i == len(b) {
+		return Record{}, errors.New("empty record")
+	}
+	if b[i] != '{' {
+		return Record{}, fmt.Errorf("expected a JSON object, found %s", quoteChar(b[i]))
+	}
+	spans := o.spans()
+	n, err := scanObject(b[i:], 0, 1, &spans)
+	if err == errShort {
+		return Record{}, errors.New("unfinished JSON object")
+	}
+	if err != nil {
+		var se *syntaxError
+		errors.As(err, &se)
+		return Record{}, fmt.Errorf("%s at byte %d", se.msg, i+se.off)
+	}
+	if j := skipSpace(b, i+n); j != len(b) {
+		return Record{}, fmt.Errorf("unexpected %s after the object at byte %d", quoteChar(b[j]), j)
+	}
+	return o.record(b[i:i+n], &spans)
+}
+
+func (o *DecoderOptions) spans() fieldSpans {
+	return fieldSpans{names: [3]string{o.Key, o.OrderBy, o.Deleted}, start: [3]int{-1, -1, -1}}
+}
+
+// findEnd reads until the object starting at start is complete (it may
+// still be invalid) or over the size limit.
+func (d *Decoder) findEnd(start int) bool {
+	d.bound = boundary{}
+	scanned := start
+	for {
+		if done, _ := d.bound.scan(d.buf[scanned:d.end]); done {
+			return true
+		}
+		scanned = d.end
+		if d.end-start > d.opts.MaxRecordSize {
+			d.pos = start
+			d.bad(start, fmt.Sprintf("record is over the %d-byte limit", d.opts.MaxRecordSize))
+			// Throw the rest of this object away as it arrives, never holding it.
+			d.skipping, d.skipLine = true, false
+			d.base += int64(d.end)
+			d.pos, d.end = 0, 0
+			return false
+		}
+		if d.eof {
+			d.pos = start
+			d.err = fmt.Errorf("%w at byte %d (%d bytes of an unfinished record)", ErrTruncated, d.base+int64(start), d.end-start)
+			return false
+		}
+		off := scanned - d.pos
+		startOff := start - d.pos
+		if !d.fill() {
+			if d.err == nil {
+				continue
+			}
+			return false
+		}
+		scanned, start = d.pos+off, d.pos+startOff
+	}
+}
+
+// bad records a BadRecordError for input at start. It returns false, for
+// Next to return.
+func (d *Decoder) bad(start int, reason string) bool {
+	e := &BadRecordError{Offset: d.base + int64(start), Reason: reason}
+	e.Snippet = append([]byte(nil), d.buf[start:min(d.end, start+snippetLen)]...)
+	d.err = e
+	return false
+}
+
+// skip discards the rest of a bad value. It returns false when input ends
+// or fails first.
+func (d *Decoder) skip() bool {
+	for {
+		b := d.buf[d.pos:d.end]
+		if d.skipLine {
+			for i, c := range b {
+				if c == '\n' {
+					d.pos += i + 1
+					d.skipping = false
+					return true
+				}
+			}
+		} else if done, n := d.bound.scan(b); done {
+			d.pos += n
+			d.skipping = false
+			return true
+		}
+		d.base += int64(d.end)
+		d.pos, d.end = 0, 0
+		if d.eof {
+			d.skipping = false
+			return false
+		}
+		if !d.fill() && d.err != nil {
+			return false
+		}
+	}
+}
+
+// fill reads more input, first moving unconsumed bytes to the front of the
+// buffer and growing it when a record fills it. It returns false when
+// nothing was added.
+func (d *Decoder) fill() bool {
+	if d.pos > 0 && (d.pos == d.end || d.end == len(d.buf) || d.pos > len(d.buf)/2) {
+		copy(d.buf, d.buf[d.pos:d.end])
+		d.base += int64(d.pos)
+		d.end -= d.pos
+		d.pos = 0
+	}
+	if d.end == len(d.buf) {
+		nb := make([]byte, 2*len(d.buf))
+		copy(nb, d.buf[:d.end])
+		d.buf = nb
+	}
+	for range 100 {
+		n, err := d.r.Read(d.buf[d.end:])
+		d.end += n
+		if err == io.EOF {
+			d.eof = true
+			return n > 0
+		}
+		if err != nil {
+			d.err = err
+			return n > 0
+		}
+		if n > 0 {
+			return true
+		}
+	}
+	d.err = io.ErrNoProgress
+	return false
+}
+
+// boundary finds where a JSON object ends without validating it: it tracks
+// only nesting and strings, so it can resume at any byte.
+type boundary struct {
+	depth int
+	inStr bool
+	esc   bool
+}
+
+// scan consumes b and reports whether the outermost value closed, and if so
+// how many bytes of b it took.
+func (s *boundary) scan(b []byte) (bool, int) {
+	for i, c := range b {
+		switch {
+		case s.inStr:
+			switch {
+			case s.esc:
+				s.esc = false
+			case c == '\\':
+				s.esc = true
+			case c == '"':
+				s.inStr = false
+			}
+		case c == '"':
+			s.inStr = true
+		case c == '{' || c == '[':
+			s.depth++
+		case c == '}' || c == ']':
+			s.depth--
+			if s.depth <= 0 {
+				return true, i + 1
+			}
+		}
+	}
+	return false, len(b)
+}

@@ -1,0 +1,234 @@
+package follow
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readMakers wrap a stream the ways a network delivers it.
+var readMakers = []struct {
+	name string
+	fn   func(io.Reader) io.Reader
+}{
+	{"whole", func(r io.Reader) io.Reader { return r }},
+	{"byte", iotest.OneByteReader},
+	{"half", iotest.HalfReader},
+	{"dataerr", iotest.DataErrReader},
+}
+
+type decoded struct {
+	keys    []string
+	records []string
+	err     error
+}
+
+func decodeAll(r io.Reader, opts DecoderOptions, skipBad bool) decoded {
+	var out decoded
+	d := NewDecoder(r, opts)
+	for {
+		for d.Next() {
+			rec := d.Record()
+			out.keys = append(out.keys, string(rec.Key))
+			out.records = append(out.records, string(rec.Bytes))
+		}
+		var bad *BadRecordError
+		if skipBad && errors.As(d.Err(), &bad) {
+			out.keys = append(out.keys, "BAD")
+			continue
+		}
+		out.err = d.Err()
+		return out
+	}
+}
+
+func TestDecoder_Framing(t *testing.T) {
+	a := `{"id":1,"updated_at":10,"deleted_at":null}`
+	b := `{"id":"x","updated_at":11}`
+	tests := []struct {
+		name  string
+		input string
+		keys  []string
+	}{
+		{"NewlineBetweenObjects", a + "\n" + b + "\n", []string{"1", `"x"`}},
+		{"CRLFBetweenObjects", a + "\r\n" + b + "\r\n", []string{"1", `"x"`}},
+		{"BlankLineHeartbeats", "\n\n" + a + "\n\n\n" + b + "\n\n", []string{"1", `"x"`}},
+		{"NoSeparator", a + b + a, []string{"1", `"x"`, "1"}},
+		{"OtherWhitespace", " \t" + a + " \t\r\n " + b, []string{"1", `"x"`}},
+		{"NoFinalNewline", a + "\n" + b, []string{"1", `"x"`}},
+		{"PrettyPrinted", "{\n  \"id\": 2,\n  \"updated_at\": 3\n}\n", []string{"2"}},
+		{"Empty", "", nil},
+		{"OnlyHeartbeats", "\n\n\r\n", nil},
+		{"NestedAndEscapes", `{"id":"a\"b","x":{"id":9,"y":[1,{"updated_at":"no"}]},"updated_at":5}`, []string{`"a\"b"`}},
+		{"EscapedFieldName", `{"i\u0064":7,"updated_at":5}`, []string{"7"}},
+		{"RepeatedFieldLastWins", `{"id":1,"id":2,"updated_at":5}`, []string{"2"}},
+		{"MultiByteUTF8", `{"id":"ключ","updated_at":5,"s":"😀"}`, []string{`"ключ"`}},
+	}
+	for _, tt := range tests {
+		for _, rm := range readMakers {
+			t.Run(tt.name+"/"+rm.name, func(t *testing.T) {
+				got := decodeAll(rm.fn(strings.NewReader(tt.input)), DecoderOptions{}, false)
+				if got.err != nil {
+					t.Fatalf("err = %v", got.err)
+				}
+				if strings.Join(got.keys, ",") != strings.Join(tt.keys, ",") {
+					t.Fatalf("keys = %q, want %q", got.keys, tt.keys)
+				}
+				for _, r := range got.records {
+					if !strings.Contains(tt.input, r) || strings.TrimSpace(r) != r {
+						t.Fatalf("record %q is not a trimmed slice of the input", r)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestDecoder_FieldsAndTombstones(t *testing.T) {
+	in := `{"id":1,"updated_at":10,"deleted_at":null}{"id":2,"updated_at":"2024-01-01T00:00:00Z","deleted_at":5}{"k":3,"v":1}`
+	d := NewDecoder(strings.NewReader(in), DecoderOptions{})
+	var got []string
+	for d.Next() {
+		r := d.Record()
+		got = append(got, string(r.Key)+"@"+string(r.Order)+map[bool]string{true: "-", false: "+"}[r.Deleted])
+	}
+	want := `1@10+,2@"2024-01-01T00:00:00Z"-`
+	if strings.Join(got, ",") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, ","), want)
+	}
+	d2 := NewDecoder(strings.NewReader(`{"k":3,"v":1,"t":4,"gone":true}`), DecoderOptions{Key: "k", OrderBy: "t", Deleted: "gone"})
+	if !d2.Next() || string(d2.Record().Key) != "3" || !d2.Record().Deleted {
+		t.Fatalf("custom field names: got %+v, err %v", d2.Record(), d2.Err())
+	}
+}
+
+func TestDecoder_BadRecords(t *testing.T) {
+	good := `{"id":1,"updated_at":10}`
+	tests := []struct {
+		name   string
+		input  string
+		reason string
+		keys   string // with skipping
+	}{
+		{"InvalidJSON", `{"id":1,"updated_at":tru}` + "\n" + good, "invalid character '}' in literal true at byte 24", "BAD,1"},
+		{"NotAnObject", "[1,2]\n" + good, "expected a JSON object", "BAD,1"},
+		{"Garbage", "hello world\n" + good, "expected a JSON object, found 'h'", "BAD,1"},
+		{"MissingKey", `{"updated_at":10}` + good, `no "id" field`, "BAD,1"},
+		{"MissingOrder", `{"id":1}` + "\n" + good, `no "updated_at" field`, "BAD,1"},
+		{"KeyNotScalar", `{"id":[1],"updated_at":10}` + good, `"id" is not a number or string`, "BAD,1"},
+		{"OrderNull", `{"id":1,"updated_at":null}` + good, `"updated_at" is not a number or string`, "BAD,1"},
+		{"InvalidUTF8", "{\"id\":1,\"updated_at\":10,\"s\":\"\xff\"}\n" + good, "invalid UTF-8", "BAD,1"},
+		{"ControlCharInString", "{\"id\":1,\"updated_at\":10,\"s\":\"a\tb\"}\n" + good, "control character", "BAD,1"},
+		{"TooDeep", `{"id":1,"updated_at":1,"x":` + strings.Repeat("[", maxDepth+5) + strings.Repeat("]", maxDepth+5) + "}\n" + good, "nesting deeper", "BAD,1"},
+	}
+	for _, tt := range tests {
+		for _, rm := range readMakers {
+			t.Run(tt.name+"/"+rm.name, func(t *testing.T) {
+				d := NewDecoder(rm.fn(strings.NewReader(tt.input)), DecoderOptions{})
+				for d.Next() {
+				}
+				var bad *BadRecordError
+				if !errors.As(d.Err(), &bad) {
+					t.Fatalf("err = %v, want *BadRecordError", d.Err())
+				}
+				if !strings.Contains(bad.Reason, tt.reason) || bad.Offset != 0 || len(bad.Snippet) == 0 {
+					t.Fatalf("got %+v, want reason %q at offset 0 with a snippet", bad, tt.reason)
+				}
+				got := decodeAll(rm.fn(strings.NewReader(tt.input)), DecoderOptions{}, true)
+				if got.err != nil || strings.Join(got.keys, ",") != tt.keys {
+					t.Fatalf("skipping: keys %q err %v, want %q", got.keys, got.err, tt.keys)
+				}
+			})
+		}
+	}
+}
+
+func TestDecoder_TruncatedFinalRecord(t *testing.T) {
+	in := `{"id":1,"updated_at":10}` + "\n" + `{"id":2,"updated_at":1`
+	for _, rm := range readMakers {
+		got := decodeAll(rm.fn(strings.NewReader(in)), DecoderOptions{}, false)
+		if !errors.Is(got.err, ErrTruncated) || strings.Join(got.keys, ",") != "1" {
+			t.Fatalf("%s: keys %q err %v, want [1] and ErrTruncated", rm.name, got.keys, got.err)
+		}
+	}
+}
+
+func TestDecoder_MaxRecordSize(t *testing.T) {
+	big := `{"id":1,"updated_at":10,"pad":"` + strings.Repeat("x", 5000) + `"}`
+	in := big + "\n" + `{"id":2,"updated_at":11}` + "\n"
+	for _, rm := range readMakers {
+		got := decodeAll(rm.fn(strings.NewReader(in)), DecoderOptions{MaxRecordSize: 1000}, true)
+		if got.err != nil || strings.Join(got.keys, ",") != "BAD,2" {
+			t.Fatalf("%s: keys %q err %v, want BAD,2", rm.name, got.keys, got.err)
+		}
+	}
+}
+
+// An endless line must be refused in bounded memory, not buffered.
+func TestDecoder_EndlessRecordBoundedMemory(t *testing.T) {
+	r := io.MultiReader(strings.NewReader(`{"id":1,"updated_at":1,"s":"`), &repeatReader{b: 'a', n: 64 << 20})
+	d := NewDecoder(r, DecoderOptions{MaxRecordSize: 1 << 20})
+	if d.Next() {
+		t.Fatal("got a record from an endless string")
+	}
+	var bad *BadRecordError
+	if !errors.As(d.Err(), &bad) || !strings.Contains(bad.Reason, "limit") {
+		t.Fatalf("err = %v, want a size-limit BadRecordError", d.Err())
+	}
+	if d.Next() || d.Err() != nil {
+		t.Fatalf("after skipping: err = %v", d.Err())
+	}
+	if len(d.buf) > 4<<20 {
+		t.Fatalf("buffer grew to %d bytes for a 1 MiB limit", len(d.buf))
+	}
+}
+
+type repeatReader struct {
+	b byte
+	n int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), r.n)
+	for i := range p[:n] {
+		p[i] = r.b
+	}
+	r.n -= n
+	return n, nil
+}
+
+// Splitting one stream at every byte position must give identical records.
+func TestDecoder_SplitAtEveryOffset(t *testing.T) {
+	in, err := readTestdata("framing.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decodeAll(bytes.NewReader(in), DecoderOptions{}, true)
+	if len(want.records) < 5 {
+		t.Fatalf("testdata too small: %d records", len(want.records))
+	}
+	for i := 0; i <= len(in); i++ {
+		got := decodeAll(io.MultiReader(bytes.NewReader(in[:i]), bytes.NewReader(in[i:])), DecoderOptions{}, true)
+		if strings.Join(got.records, "\x00") != strings.Join(want.records, "\x00") || strings.Join(got.keys, ",") != strings.Join(want.keys, ",") {
+			t.Fatalf("split at %d: keys %q, want %q", i, got.keys, want.keys)
+		}
+	}
+}
+
+func TestDecoder_Offset(t *testing.T) {
+	in := "\n\n" + `{"id":1,"updated_at":1}` + "  " + `{"id":2,"updated_at":2}`
+	d := NewDecoder(iotest.OneByteReader(strings.NewReader(in)), DecoderOptions{})
+	var offs []int64
+	for d.Next() {
+		offs = append(offs, d.Record().Offset)
+	}
+	if len(offs) != 2 || offs[0] != 2 || offs[1] != 27 {
+		t.Fatalf("offsets = %v, want [2 27]", offs)
+	}
+}

@@ -1,0 +1,319 @@
+package follow
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// This file validates JSON by hand. encoding/json would re-decode every record
+// into maps; lockstep only needs to know that a record is valid and where
+// three top-level fields are, so a single pass over the bytes does.
+
+// errShort means the input ended inside a value: more bytes are needed.
+var errShort = errors.New("short")
+
+// maxDepth bounds nesting, as encoding/json does, so that hostile input
+// ("[[[[…") cannot grow the stack without limit.
+const maxDepth = 10000
+
+type syntaxError struct {
+	msg string
+	off int // offset within the record
+}
+
+func (e *syntaxError) Error() string { return e.msg }
+
+func synErr(off int, format string, args ...any) error {
+	return &syntaxError{msg: fmt.Sprintf(format, args...), off: off}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// scanValue validates the JSON value starting at b[i] and returns the offset
+// just past it.
+func scanValue(b []byte, i, depth int) (int, error) {
+	if i >= len(b) {
+		return i, errShort
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return scanObject(b, i, depth+1, nil)
+	case c == '[':
+		return scanArray(b, i, depth+1)
+	case c == '"':
+		return scanString(b, i)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return scanNumber(b, i)
+	case c == 't':
+		return scanLiteral(b, i, "true")
+	case c == 'f':
+		return scanLiteral(b, i, "false")
+	case c == 'n':
+		return scanLiteral(b, i, "null")
+	default:
+		return i, synErr(i, "invalid character %s looking for a value", quoteChar(c))
+	}
+}
+
+func scanLiteral(b []byte, i int, lit string) (int, error) {
+	for j := 0; j < len(lit); j++ {
+		if i+j >= len(b) {
+			return i + j, errShort
+		}
+		if b[i+j] != lit[j] {
+			return i + j, synErr(i+j, "invalid character %s in literal %s", quoteChar(b[i+j]), lit)
+		}
+	}
+	return i + len(lit), nil
+}
+
+// field is a top-level member the caller wants located.
+type fieldSpans struct {
+	names      [3]string // key, order, deleted
+	start, end [3]int    // value spans; start -1 when absent
+}
+
+func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
+	if depth > maxDepth {
+		return i, synErr(i, "nesting deeper than %d", maxDepth)
+	}
+	i++ // '{'
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return i, errShort
+	}
+	if b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) {
+			return i, errShort
+		}
+		if b[i] != '"' {
+			return i, synErr(i, "invalid character %s looking for an object key", quoteChar(b[i]))
+		}
+		ks := i
+		var err error
+		i, err = scanString(b, i)
+		if err != nil {
+			return i, err
+		}
+		name := b[ks:i]
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, errShort
+		}
+		if b[i] != ':' {
+			return i, synErr(i, "invalid character %s after object key", quoteChar(b[i]))
+		}
+		i = skipSpace(b, i+1)
+		vs := i
+		i, err = scanValue(b, i, depth)
+		if err != nil {
+			return i, err
+		}
+		if want != nil {
+			want.match(name, vs, i)
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, errShort
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, synErr(i, "invalid character %s after object value", quoteChar(b[i]))
+		}
+	}
+}
+
+func (w *fieldSpans) match(name []byte, vs, ve int) {
+	for f := range w.names {
+		if nameEquals(name, w.names[f]) {
+			// A repeated name: the last one wins, as in encoding/json and jq.
+			w.start[f], w.end[f] = vs, ve
+		}
+	}
+}
+
+// nameEquals compares a JSON string literal with a plain name.
+func nameEquals(lit []byte, name string) bool {
+	if len(lit) == len(name)+2 && string(lit[1:len(lit)-1]) == name {
+		return true
+	}
+	for _, c := range lit {
+		if c == '\\' {
+			return string(unquote(lit)) == name
+		}
+	}
+	return false
+}
+
+func scanArray(b []byte, i, depth int) (int, error) {
+	if depth > maxDepth {
+		return i, synErr(i, "nesting deeper than %d", maxDepth)
+	}
+	i = skipSpace(b, i+1)
+	if i >= len(b) {
+		return i, errShort
+	}
+	if b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		var err error
+		i, err = scanValue(b, i, depth)
+		if err != nil {
+			return i, err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, errShort
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, synErr(i, "invalid character %s after array element", quoteChar(b[i]))
+		}
+	}
+}
+
+// scanString validates a string literal, including its UTF-8 (RFC 8259
+// requires it, and records are handed on byte for byte to jq and friends).
+func scanString(b []byte, i int) (int, error) {
+	i++ // '"'
+	for {
+		// The common case: a run of plain ASCII.
+		for i < len(b) {
+			c := b[i]
+			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				break
+			}
+			i++
+		}
+		if i >= len(b) {
+			return i, errShort
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, nil
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, errShort
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for j := 2; j < 6; j++ {
+					if i+j >= len(b) {
+						return i, errShort
+					}
+					if !isHex(b[i+j]) {
+						return i + j, synErr(i+j, "invalid character %s in \\u escape", quoteChar(b[i+j]))
+					}
+				}
+				i += 6
+			default:
+				return i + 1, synErr(i+1, "invalid escape %s in string", quoteChar(b[i+1]))
+			}
+		case c < 0x20:
+			return i, synErr(i, "invalid control character %s in string", quoteChar(c))
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				if !utf8.FullRune(b[i:]) {
+					return i, errShort
+				}
+				return i, synErr(i, "invalid UTF-8 in string")
+			}
+			i += size
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// scanNumber validates a number. A number at the very end of the input is
+// reported short: more digits may follow in the next read.
+func scanNumber(b []byte, i int) (int, error) {
+	start := i
+	if b[i] == '-' {
+		i++
+		if i >= len(b) {
+			return i, errShort
+		}
+	}
+	switch {
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return i, synErr(i, "invalid character %s in number", quoteChar(b[i]))
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) {
+			return i, errShort
+		}
+		if !isDigit(b[i]) {
+			return i, synErr(i, "invalid character %s after decimal point", quoteChar(b[i]))
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) {
+			return i, errShort
+		}
+		if !isDigit(b[i]) {
+			return i, synErr(i, "invalid character %s in exponent", quoteChar(b[i]))
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i >= len(b) && i > start {
+		return i, errShort
+	}
+	return i, nil
+}
+
+func quoteChar(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	if c >= 0x20 && c < 0x7f {
+		return "'" + string(c) + "'"
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
+}

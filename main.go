@@ -1,0 +1,129 @@
+// Command lockstep keeps a local copy of a changing data set up to date over
+// HTTP, by the lockstep protocol: tail follows an endpoint and prints its
+// changes, sync keeps a JSONL snapshot and checkpoint, dump prints a table,
+// serve is a reference endpoint.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes, stable: scripts depend on them.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks an error in how lockstep was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:    "lockstep",
+		Usage:   "keep a local copy of a changing data set up to date over HTTP",
+		Version: version,
+		Description: `lockstep follows an HTTP endpoint that lists records as JSON objects, one
+per line, each with a key (id), an order value (updated_at) and a tombstone
+field (deleted_at). It asks for everything changed since its cursor, applies
+it, and resumes from the cursor after any disconnect or restart.
+
+Exit codes: 0 done, 1 runtime failure, 2 usage error.
+Every flag can also be set by an environment variable LOCKSTEP_<FLAG>,
+e.g. LOCKSTEP_SINCE_PARAM=since.`,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err}
+		},
+		Commands: []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "lockstep: no command %q (see lockstep --help)\n", name)
+		},
+	}
+}
+
+func main() {
+	// A reader of stdout that goes away (lockstep tail URL | head) must
+	// give a write error, not kill the process before it can clean up.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	app := newApp(os.Stdout, os.Stderr)
+	err := app.RunContext(ctx, flagsFirst(app, os.Args))
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode reports err on stderr and maps it to an exit status.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, errStdoutGone):
+		return exitOK
+	case isUsage(err):
+		fmt.Fprintf(stderr, "lockstep: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "lockstep: %v\n", err)
+	return exitFailure
+}
+
+// flagsFirst moves a subcommand's flags before its arguments, so that
+// "lockstep sync URL --out FILE" works: urfave/cli v2 stops reading flags
+// at the first argument. A "--" ends the flags, as usual.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, rest []string
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(append([]string{}, args[:2]...), flags...), rest...)
+}
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}

@@ -1,0 +1,73 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A Lock is an exclusive advisory lock on a snapshot, held through FILE.lock
+// for the life of a process (the kernel drops it if the process dies).
+type Lock struct{ f *os.File }
+
+// ErrLocked is returned by TryLock when another process holds the lock.
+var ErrLocked = errors.New("state: locked")
+
+// LockPath is the lock file of a snapshot.
+func LockPath(snapshot string) string { return snapshot + ".lock" }
+
+// TryLock takes the lock on snapshot or fails at once. When another
+// process holds it, the error wraps ErrLocked and names its pid.
+func TryLock(snapshot string) (*Lock, error) { return lock(context.Background(), snapshot, false) }
+
+// WaitLock takes the lock on snapshot, waiting for it until ctx is done.
+func WaitLock(ctx context.Context, snapshot string) (*Lock, error) {
+	return lock(ctx, snapshot, true)
+}
+
+func lock(ctx context.Context, snapshot string, wait bool) (*Lock, error) {
+	path := LockPath(snapshot)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !wait {
+			holder := ""
+			if b, err := os.ReadFile(path); err == nil {
+				if pid := strings.TrimSpace(string(b)); pid != "" {
+					holder = " (pid " + pid + ")"
+				}
+			}
+			f.Close()
+			return nil, fmt.Errorf("%w: another lockstep sync%s holds %s", ErrLocked, holder, path)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// Only the pid: the lock file must never carry anything secret.
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &Lock{f: f}, nil
+}
+
+// Unlock releases the lock. The file stays: removing it would let a
+// waiting process lock a file that a third then recreates.
+func (l *Lock) Unlock() error { return l.f.Close() }
