@@ -346,4 +346,3 @@ func thousands(n int) string {
 	}
 	return s
 }
-

@@ -8,8 +8,8 @@
 package endpoint
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"

@@ -1,8 +1,8 @@
 package follow
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -21,7 +21,7 @@ type chunkReader struct {
 	curBuf []byte
 	err    error
 
-	seen      int  // p.records at the last wait
+	seen      int // p.records at the last wait
 	idleSince time.Time
 	idleSent  bool
 }

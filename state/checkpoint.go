@@ -15,8 +15,8 @@ import (
 // A Checkpoint is what sync remembers beside its snapshot (PROTOCOL 8):
 // where to resume, and how fresh the replica is.
 type Checkpoint struct {
-	Endpoint      string       // redacted URL
-	Key           string       // field names
+	Endpoint      string // redacted URL
+	Key           string // field names
 	OrderBy       string
 	Deleted       string
 	Cursor        follow.Order // exact JSON text; zero before any record
