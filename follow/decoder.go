@@ -3,8 +3,10 @@ package follow
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strconv"
+	"unsafe"
 )
 
 // A Record is one object from an endpoint. Its slices point into the
@@ -16,7 +18,31 @@ type Record struct {
 	Order   []byte // the order field's JSON text
 	Deleted bool   // the deleted field is present and not null
 	Offset  int64  // where Bytes starts in the response body
+
+	hash, keyHash uint64 // 0 until computed
 }
+
+var hashSeed = maphash.MakeSeed()
+
+// Hash is a 64-bit hash of Bytes, equal for equal bytes within one process.
+// A Follower computes it while decoding, on a goroutine of its own.
+func (r *Record) Hash() uint64 {
+	if r.hash == 0 {
+		r.hash = maphash.Bytes(hashSeed, r.Bytes) | 1
+	}
+	return r.hash
+}
+
+// KeyHash is a 64-bit hash of Key, equal for equal keys within one process.
+func (r *Record) KeyHash() uint64 {
+	if r.keyHash == 0 {
+		r.keyHash = maphash.Bytes(hashSeed, r.Key) | 1
+	}
+	return r.keyHash
+}
+
+// KeyHash hashes a key's JSON text as Record.KeyHash does.
+func KeyHash(key []byte) uint64 { return maphash.Bytes(hashSeed, key) | 1 }
 
 // DecoderOptions names the fields a Decoder extracts. Empty names take the
 // protocol's defaults.
@@ -92,11 +118,13 @@ type Decoder struct {
 	skipping bool
 	skipLine bool
 	bound    boundary
+	names    [3]string
 }
 
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader, opts DecoderOptions) *Decoder {
-	return &Decoder{r: r, opts: opts.withDefaults(), buf: make([]byte, 64<<10)}
+	o := opts.withDefaults()
+	return &Decoder{r: r, opts: o, buf: make([]byte, 64<<10), names: [3]string{o.Key, o.OrderBy, o.Deleted}}
 }
 
 // Record returns the record found by the last successful Next.
@@ -153,7 +181,7 @@ func (d *Decoder) Next() bool {
 // the loop again".
 func (d *Decoder) object() (ok, again bool) {
 	start := d.pos
-	spans := d.opts.spans()
+	spans := fieldSpans{names: d.names, start: [3]int{-1, -1, -1}}
 	b := d.buf[start:d.end]
 	n, err := scanObject(b, 0, 1, &spans)
 	if err == errShort {
@@ -174,37 +202,36 @@ func (d *Decoder) object() (ok, again bool) {
 		return false, false
 	}
 	d.pos = start + n
-	rec, err := d.opts.record(b[:n], &spans)
-	if err != nil {
+	if err := d.opts.record(&d.rec, b[:n], &spans); err != nil {
 		return d.bad(start, err.Error()), false
 	}
-	rec.Offset = d.base + int64(start)
-	d.rec = rec
+	d.rec.Offset = d.base + int64(start)
 	return true, false
 }
 
-// record checks the fields of a scanned object.
-func (o *DecoderOptions) record(b []byte, spans *fieldSpans) (Record, error) {
+// record checks the fields of a scanned object and fills in r.
+func (o *DecoderOptions) record(r *Record, b []byte, spans *fieldSpans) error {
 	if len(b) > o.MaxRecordSize {
-		return Record{}, fmt.Errorf("record of %d bytes is over the %d-byte limit", len(b), o.MaxRecordSize)
+		return fmt.Errorf("record of %d bytes is over the %d-byte limit", len(b), o.MaxRecordSize)
 	}
 	ks, os, ds := spans.start[0], spans.start[1], spans.start[2]
 	switch {
 	case ks < 0:
-		return Record{}, fmt.Errorf("no %q field", o.Key)
+		return fmt.Errorf("no %q field", o.Key)
 	case b[ks] != '"' && b[ks] != '-' && !isDigit(b[ks]):
-		return Record{}, fmt.Errorf("%q is not a number or string", o.Key)
+		return fmt.Errorf("%q is not a number or string", o.Key)
 	case os < 0:
-		return Record{}, fmt.Errorf("no %q field", o.OrderBy)
+		return fmt.Errorf("no %q field", o.OrderBy)
 	case b[os] != '"' && b[os] != '-' && !isDigit(b[os]):
-		return Record{}, fmt.Errorf("%q is not a number or string", o.OrderBy)
+		return fmt.Errorf("%q is not a number or string", o.OrderBy)
 	}
-	return Record{
+	*r = Record{
 		Bytes:   b,
 		Key:     b[ks:spans.end[0]],
 		Order:   b[os:spans.end[1]],
 		Deleted: ds >= 0 && b[ds] != 'n',
-	}, nil
+	}
+	return nil
 }
 
 // ParseRecord parses b, which must hold exactly one object and nothing but
@@ -231,7 +258,9 @@ func ParseRecord(b []byte, opts DecoderOptions) (Record, error) {
 	if j := skipSpace(b, i+n); j != len(b) {
 		return Record{}, fmt.Errorf("unexpected %s after the object at byte %d", quoteChar(b[j]), j)
 	}
-	return o.record(b[i:i+n], &spans)
+	var r Record
+	err = o.record(&r, b[i:i+n], &spans)
+	return r, err
 }
 
 func (o *DecoderOptions) spans() fieldSpans {
@@ -381,4 +410,9 @@ func (s *boundary) scan(b []byte) (bool, int) {
 		}
 	}
 	return false, len(b)
+}
+
+// offsetIn is the offset of sub, a subslice of whole, within it.
+func offsetIn(whole, sub []byte) int {
+	return int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(whole))))
 }

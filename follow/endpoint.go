@@ -191,6 +191,8 @@ func NewClient(opts TLSOptions) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 15 * time.Second}).DialContext
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.Insecure}
+	// A backlog is megabytes: read it in large pieces, not net/http's 4 KiB.
+	tr.ReadBufferSize = 256 << 10
 	if opts.CACert != "" {
 		pem, err := os.ReadFile(opts.CACert)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -356,8 +355,6 @@ func (f *Follower) sleep(ctx context.Context, h func(Event) error, d time.Durati
 	}
 }
 
-var hashSeed = maphash.MakeSeed()
-
 // accept applies the cursor rules (PROTOCOL 5.1) to a decoded record and
 // reports whether it goes to the handler.
 func (f *Follower) accept(r *Record) (bool, error) {
@@ -379,7 +376,7 @@ func (f *Follower) accept(r *Record) (bool, error) {
 	if c < 0 {
 		return true, nil
 	}
-	h := maphash.Bytes(hashSeed, r.Bytes) | 1
+	h := r.Hash()
 	if c == 0 {
 		if old, ok := f.atCursor[string(r.Key)]; ok && (old == 0 || old == h) {
 			return false, nil
@@ -413,6 +410,10 @@ type pass struct {
 	records    int
 	caughtUp   bool
 	handlerErr error
+
+	seen      int // records at the last wait
+	idleSince time.Time
+	idleSent  bool
 }
 
 func (p *pass) emit(ev Event) error {
@@ -453,13 +454,24 @@ func (p *pass) run(ctx context.Context) error {
 	if err := p.emit(Event{Kind: EventConnected, URL: display}); err != nil {
 		return err
 	}
-	body := newChunkReader(ctx, resp.Body, stall, f.cfg.StallTimeout, p)
-	defer body.stop()
-	dec := NewDecoder(body, f.cfg.Fields)
+	in := startDecoding(resp.Body, stall, f.cfg.StallTimeout, f.cfg.Fields)
+	defer in.stop()
+	p.idleSince = time.Now()
+	var rec Record
 	for {
-		for dec.Next() {
-			rec := dec.Record()
-			ok, err := f.accept(rec)
+		b, err := p.next(ctx, in)
+		if errors.Is(err, errDone) {
+			return nil
+		}
+		if err != nil {
+			if p.handlerErr != nil {
+				return p.handlerErr
+			}
+			return p.readError(ctx, display, err)
+		}
+		for i := range b.recs {
+			b.record(i, &rec)
+			ok, err := f.accept(&rec)
 			if err != nil {
 				if err := p.badRecord(err); err != nil {
 					return err
@@ -470,33 +482,28 @@ func (p *pass) run(ctx context.Context) error {
 				continue
 			}
 			p.records++
-			if err := p.emit(Event{Kind: EventRecord, Record: rec}); err != nil {
+			if err := p.emit(Event{Kind: EventRecord, Record: &rec}); err != nil {
 				return err
 			}
 		}
-		err := dec.Err()
+		err = b.err
+		in.recycle(b)
 		var bad *BadRecordError
-		if errors.As(err, &bad) {
+		switch {
+		case err == nil:
+		case errors.As(err, &bad):
 			bad.Endpoint = display
 			if err := p.badRecord(bad); err != nil {
 				return err
 			}
-			continue
+		case err == io.EOF:
+			// A finite response ended cleanly: caught up (PROTOCOL 6.3).
+			return p.caughtUpNow()
+		case errors.Is(err, ErrTruncated):
+			return fmt.Errorf("%s: %w", display, err)
+		default:
+			return p.readError(ctx, display, err)
 		}
-		if p.handlerErr != nil {
-			return p.handlerErr
-		}
-		if errors.Is(err, errDone) {
-			return nil
-		}
-		if err != nil {
-			if errors.Is(err, ErrTruncated) {
-				return fmt.Errorf("%s: %w", display, err)
-			}
-			return p.readError(ctx, display, dec.Offset(), err)
-		}
-		// A finite response ended cleanly: caught up (PROTOCOL 6.3).
-		return p.caughtUpNow()
 	}
 }
 
@@ -535,11 +542,11 @@ func (p *pass) transportError(ctx context.Context, display string, err error) er
 	return fmt.Errorf("%s: %w", display, err)
 }
 
-func (p *pass) readError(ctx context.Context, display string, off int64, err error) error {
+func (p *pass) readError(ctx context.Context, display string, err error) error {
 	if context.Cause(ctx) == errStalled {
-		return fmt.Errorf("%s: no data for %s at byte %d; reconnecting", display, p.f.cfg.StallTimeout, off)
+		return fmt.Errorf("%s: no data for %s; reconnecting", display, p.f.cfg.StallTimeout)
 	}
-	return fmt.Errorf("%s: connection lost at byte %d: %w", display, off, err)
+	return fmt.Errorf("%s: %w", display, err)
 }
 
 func (f *Follower) checkStatus(resp *http.Response, display string, cursor Order) error {

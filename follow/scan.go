@@ -102,34 +102,53 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 		}
 		ks := i
 		var err error
-		i, err = scanString(b, i)
-		if err != nil {
+		esc := false
+		// Names are short and plain: scan them here rather than call.
+		j := i + 1
+		for j < len(b) && plain[b[j]] {
+			j++
+		}
+		if j < len(b) && b[j] == '"' {
+			i = j + 1
+		} else if i, esc, err = scanStringEsc(b, i); err != nil {
 			return i, err
 		}
 		name := b[ks:i]
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, errShort
+		if i < len(b) && b[i] == ':' {
+			i++
+		} else {
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return i, errShort
+			}
+			if b[i] != ':' {
+				return i, synErr(i, "invalid character %s after object key", quoteChar(b[i]))
+			}
+			i++
 		}
-		if b[i] != ':' {
-			return i, synErr(i, "invalid character %s after object key", quoteChar(b[i]))
+		if i < len(b) && isSpace(b[i]) {
+			i = skipSpace(b, i)
 		}
-		i = skipSpace(b, i+1)
 		vs := i
-		i, err = scanValue(b, i, depth)
+		i, err = scanValueFast(b, i, depth)
 		if err != nil {
 			return i, err
 		}
 		if want != nil {
-			want.match(name, vs, i)
+			want.match(name, esc, vs, i)
 		}
-		i = skipSpace(b, i)
+		if i < len(b) && isSpace(b[i]) {
+			i = skipSpace(b, i)
+		}
 		if i >= len(b) {
 			return i, errShort
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i++
+			if i < len(b) && isSpace(b[i]) {
+				i = skipSpace(b, i)
+			}
 		case '}':
 			return i + 1, nil
 		default:
@@ -138,26 +157,43 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 	}
 }
 
-func (w *fieldSpans) match(name []byte, vs, ve int) {
+// scanValueFast is scanValue with the common cases, a plain string or a
+// small integer followed by a delimiter, handled without a call.
+func scanValueFast(b []byte, i, depth int) (int, error) {
+	if i < len(b) {
+		switch c := b[i]; {
+		case c == '"':
+			j := i + 1
+			for j < len(b) && plain[b[j]] {
+				j++
+			}
+			if j < len(b) && b[j] == '"' {
+				return j + 1, nil
+			}
+		case c >= '1' && c <= '9':
+			j := i + 1
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+			if j < len(b) && (b[j] == ',' || b[j] == '}' || b[j] == ']') {
+				return j, nil
+			}
+		}
+	}
+	return scanValue(b, i, depth)
+}
+
+func (w *fieldSpans) match(lit []byte, escaped bool, vs, ve int) {
+	name := lit[1 : len(lit)-1]
+	if escaped {
+		name = unquote(lit)
+	}
 	for f := range w.names {
-		if nameEquals(name, w.names[f]) {
+		if string(name) == w.names[f] {
 			// A repeated name: the last one wins, as in encoding/json and jq.
 			w.start[f], w.end[f] = vs, ve
 		}
 	}
-}
-
-// nameEquals compares a JSON string literal with a plain name.
-func nameEquals(lit []byte, name string) bool {
-	if len(lit) == len(name)+2 && string(lit[1:len(lit)-1]) == name {
-		return true
-	}
-	for _, c := range lit {
-		if c == '\\' {
-			return string(unquote(lit)) == name
-		}
-	}
-	return false
 }
 
 func scanArray(b []byte, i, depth int) (int, error) {
@@ -173,7 +209,7 @@ func scanArray(b []byte, i, depth int) (int, error) {
 	}
 	for {
 		var err error
-		i, err = scanValue(b, i, depth)
+		i, err = scanValueFast(b, i, depth)
 		if err != nil {
 			return i, err
 		}
@@ -192,28 +228,41 @@ func scanArray(b []byte, i, depth int) (int, error) {
 	}
 }
 
+// plain marks the bytes a string can hold that need no second look.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // scanString validates a string literal, including its UTF-8 (RFC 8259
 // requires it, and records are handed on byte for byte to jq and friends).
 func scanString(b []byte, i int) (int, error) {
+	i, _, err := scanStringEsc(b, i)
+	return i, err
+}
+
+// scanStringEsc is scanString, also reporting whether the string holds an
+// escape (and so differs from its contents).
+func scanStringEsc(b []byte, i int) (int, bool, error) {
 	i++ // '"'
+	esc := false
 	for {
 		// The common case: a run of plain ASCII.
-		for i < len(b) {
-			c := b[i]
-			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-				break
-			}
+		for i < len(b) && plain[b[i]] {
 			i++
 		}
 		if i >= len(b) {
-			return i, errShort
+			return i, esc, errShort
 		}
 		switch c := b[i]; {
 		case c == '"':
-			return i + 1, nil
+			return i + 1, esc, nil
 		case c == '\\':
+			esc = true
 			if i+1 >= len(b) {
-				return i, errShort
+				return i, esc, errShort
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -221,25 +270,25 @@ func scanString(b []byte, i int) (int, error) {
 			case 'u':
 				for j := 2; j < 6; j++ {
 					if i+j >= len(b) {
-						return i, errShort
+						return i, esc, errShort
 					}
 					if !isHex(b[i+j]) {
-						return i + j, synErr(i+j, "invalid character %s in \\u escape", quoteChar(b[i+j]))
+						return i + j, esc, synErr(i+j, "invalid character %s in \\u escape", quoteChar(b[i+j]))
 					}
 				}
 				i += 6
 			default:
-				return i + 1, synErr(i+1, "invalid escape %s in string", quoteChar(b[i+1]))
+				return i + 1, esc, synErr(i+1, "invalid escape %s in string", quoteChar(b[i+1]))
 			}
 		case c < 0x20:
-			return i, synErr(i, "invalid control character %s in string", quoteChar(c))
+			return i, esc, synErr(i, "invalid control character %s in string", quoteChar(c))
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size <= 1 {
 				if !utf8.FullRune(b[i:]) {
-					return i, errShort
+					return i, esc, errShort
 				}
-				return i, synErr(i, "invalid UTF-8 in string")
+				return i, esc, synErr(i, "invalid UTF-8 in string")
 			}
 			i += size
 		}

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"iter"
 	"slices"
 	"sync"
@@ -38,15 +37,16 @@ func (o Op) String() string {
 }
 
 // Table is an in-memory replica. Records live in large append-only slabs,
-// not one allocation each, so a table of millions of records gives the
-// garbage collector almost nothing to scan. Tombstones are remembered
-// (key and order value only) so that a stale update cannot resurrect a
-// deleted key.
+// not one allocation each, and the index maps a hash of each key to its
+// entry, so a table of millions of records gives the garbage collector
+// nothing to scan and map growth never reads a key back from memory.
+// Tombstones are remembered (key and order value only) so that a stale
+// update cannot resurrect a deleted key.
 type Table struct {
 	mu        sync.RWMutex
 	keepBytes bool
-	index     map[string]uint32 // key JSON text (pointing into the slabs) -> entries index
-	entries   []entry
+	index     keyIndex
+	entries   entries
 	free      []uint32
 	slabs     [][]byte
 	live      int
@@ -56,92 +56,121 @@ type Table struct {
 	resyncing bool
 }
 
-// entry locates a key's data in the slabs. With bytes kept, pos/n hold the
-// record and a/b the order value's offset and length within it; without,
-// pos/n hold the order value and a/b the record's hash.
+// entry locates a key's data in the slabs: the record itself when bytes are
+// kept and the key is live, otherwise a blob of the key followed by the
+// order value, with a hash of the record to tell a duplicate from a change.
 type entry struct {
 	slab, off, n uint32
-	a, b         uint32
-	meta         uint32 // resync generation that last saw the key <<1 | dead
+	x1, x2       uint32 // record: key and order offsets; blob: the record's hash
+	klen, olen   uint32
+	meta         uint32 // resync generation << 2 | free << 1 | dead
 }
 
-func (e *entry) dead() bool      { return e.meta&1 != 0 }
-func (e *entry) gen() uint32     { return e.meta >> 1 }
-func (e *entry) setGen(g uint32) { e.meta = g<<1 | e.meta&1 }
-func (e *entry) setDead(d bool) {
-	e.meta &^= 1
-	if d {
-		e.meta |= 1
-	}
-}
+const (
+	metaDead = 1 << iota
+	metaFree
+	metaGenShift = iota
+)
+
+func (e *entry) dead() bool      { return e.meta&metaDead != 0 }
+func (e *entry) isFree() bool    { return e.meta&metaFree != 0 }
+func (e *entry) gen() uint32     { return e.meta >> metaGenShift }
+func (e *entry) setGen(g uint32) { e.meta = g<<metaGenShift | e.meta&(metaDead|metaFree) }
 
 const slabSize = 4 << 20
 
+// entries is a slice of entry in fixed-size chunks, so that growing it
+// never copies what it holds.
+type entries struct {
+	chunks [][]entry
+	n      int
+}
+
+const entryChunk = 1 << 14
+
+func (es *entries) at(i uint32) *entry { return &es.chunks[i/entryChunk][i%entryChunk] }
+
+func (es *entries) len() int { return es.n }
+
+func (es *entries) append(e entry) uint32 {
+	if es.n%entryChunk == 0 {
+		es.chunks = append(es.chunks, make([]entry, entryChunk))
+	}
+	i := uint32(es.n)
+	*es.at(i) = e
+	es.n++
+	return i
+}
+
 // NewTable returns an empty table that keeps each record's bytes.
-func NewTable() *Table { return &Table{keepBytes: true, index: map[string]uint32{}} }
+func NewTable() *Table { return &Table{keepBytes: true} }
 
 // NewIndex returns an empty table that keeps keys and order values but not
 // record bytes: enough to decide what is a change (lockstep tail), at a
 // fraction of the memory. Its Get and All return no records.
-func NewIndex() *Table { return &Table{index: map[string]uint32{}} }
+func NewIndex() *Table { return &Table{} }
 
-var hashSeed = maphash.MakeSeed()
-
-// store copies b into the slabs, returning its slab, offset and the copy.
-func (t *Table) store(b []byte) (uint32, uint32, []byte) {
-	var s []byte
-	if n := len(t.slabs); n > 0 {
-		s = t.slabs[n-1]
+// store copies the parts into the slabs, one after the other, returning
+// their slab and offset.
+func (t *Table) store(parts ...[]byte) (uint32, uint32) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
 	}
-	if len(s)+len(b) > cap(s) || len(t.slabs) == 0 {
-		s = make([]byte, 0, max(slabSize, len(b)))
+	var s []byte
+	if k := len(t.slabs); k > 0 {
+		s = t.slabs[k-1]
+	}
+	if len(t.slabs) == 0 || len(s)+n > cap(s) {
+		s = make([]byte, 0, max(slabSize, n))
 		t.slabs = append(t.slabs, s)
 	}
 	off := len(s)
-	s = append(s, b...)
+	for _, p := range parts {
+		s = append(s, p...)
+	}
 	t.slabs[len(t.slabs)-1] = s
-	t.slabBytes += int64(len(b))
-	return uint32(len(t.slabs) - 1), uint32(off), s[off:len(s):len(s)]
+	t.slabBytes += int64(n)
+	return uint32(len(t.slabs) - 1), uint32(off)
 }
 
-func (t *Table) data(e *entry) []byte {
-	return t.slabs[e.slab][e.off : e.off+e.n]
+func (t *Table) data(e *entry) []byte { return t.slabs[e.slab][e.off : e.off+e.n] }
+
+func (t *Table) blob(e *entry) bool { return !t.keepBytes || e.dead() }
+
+func (t *Table) key(e *entry) []byte {
+	d := t.data(e)
+	if t.blob(e) {
+		return d[:e.klen]
+	}
+	return d[e.x1 : e.x1+e.klen]
 }
 
 func (t *Table) order(e *entry) []byte {
-	if t.keepBytes && !e.dead() {
-		return t.data(e)[e.a : e.a+e.b]
+	d := t.data(e)
+	if t.blob(e) {
+		return d[e.klen:]
 	}
-	return t.data(e)
+	return d[e.x2 : e.x2+e.olen]
 }
 
-func asString(b []byte) string {
-	if len(b) == 0 {
-		return ""
+// put stores r as e's data.
+func (t *Table) put(e *entry, r *follow.Record) {
+	e.meta &^= metaDead
+	if r.Deleted {
+		e.meta |= metaDead
 	}
-	return unsafe.String(&b[0], len(b))
-}
-
-// put stores r as e's data and returns the key as stored, which the index
-// must then hold (so that no key points into garbage that compaction drops).
-func (t *Table) put(e *entry, r *follow.Record) string {
-	e.setDead(r.Deleted)
-	if r.Deleted || !t.keepBytes {
-		// Keep the key and the order value side by side, and a hash of
-		// the record to tell a duplicate from a change.
-		buf := make([]byte, 0, len(r.Key)+len(r.Order))
-		buf = append(append(buf, r.Key...), r.Order...)
-		slab, off, s := t.store(buf)
-		e.slab, e.off, e.n = slab, off+uint32(len(r.Key)), uint32(len(r.Order))
-		h := maphash.Bytes(hashSeed, r.Bytes)
-		e.a, e.b = uint32(h>>32), uint32(h)
-		return asString(s[:len(r.Key)])
+	e.klen, e.olen = uint32(len(r.Key)), uint32(len(r.Order))
+	if t.blob(e) {
+		e.slab, e.off = t.store(r.Key, r.Order)
+		e.n = e.klen + e.olen
+		h := r.Hash()
+		e.x1, e.x2 = uint32(h>>32), uint32(h)
+		return
 	}
-	slab, off, s := t.store(r.Bytes)
-	e.slab, e.off, e.n = slab, off, uint32(len(r.Bytes))
-	ko := offsetIn(r.Bytes, r.Key)
-	e.a, e.b = uint32(offsetIn(r.Bytes, r.Order)), uint32(len(r.Order))
-	return asString(s[ko : ko+len(r.Key)])
+	e.slab, e.off = t.store(r.Bytes)
+	e.n = uint32(len(r.Bytes))
+	e.x1, e.x2 = uint32(offsetIn(r.Bytes, r.Key)), uint32(offsetIn(r.Bytes, r.Order))
 }
 
 // offsetIn is the offset of sub, a subslice of whole, within it.
@@ -150,11 +179,18 @@ func offsetIn(whole, sub []byte) int {
 }
 
 func (t *Table) same(e *entry, r *follow.Record) bool {
-	if t.keepBytes && !e.dead() {
+	if !t.blob(e) {
 		return !r.Deleted && bytes.Equal(t.data(e), r.Bytes)
 	}
-	h := maphash.Bytes(hashSeed, r.Bytes)
-	return e.a == uint32(h>>32) && e.b == uint32(h) && e.dead() == r.Deleted
+	h := r.Hash()
+	return e.x1 == uint32(h>>32) && e.x2 == uint32(h) && e.dead() == r.Deleted
+}
+
+// lookup finds key's entry; tag is the key's hash tag either way.
+func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, tag uint32, ok bool) {
+	tag = uint32(keyHash)
+	_, i, ok = t.index.find(tag, func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
+	return i, tag, ok
 }
 
 // Apply applies one record, last writer wins (PROTOCOL 5.2): a lower order
@@ -166,12 +202,12 @@ func (t *Table) same(e *entry, r *follow.Record) bool {
 func (t *Table) Apply(r *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i, ok := t.index[asString(r.Key)]
+	i, h, ok := t.lookup(r.Key, r.KeyHash())
 	if !ok {
 		var e entry
 		e.setGen(t.gen)
-		key := t.put(&e, r)
-		t.add(key, e)
+		t.put(&e, r)
+		t.add(h, e)
 		if r.Deleted {
 			return OpTombstone
 		}
@@ -179,7 +215,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 		t.liveBytes += int64(len(r.Bytes))
 		return OpInsert
 	}
-	e := &t.entries[i]
+	e := t.entries.at(uint32(i))
 	authoritative := t.resyncing && e.gen() != t.gen
 	e.setGen(t.gen)
 	if !authoritative {
@@ -195,7 +231,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 		t.live--
 		t.liveBytes -= int64(t.recordLen(e))
 	}
-	t.index[t.put(e, r)] = i
+	t.put(e, r)
 	if !r.Deleted {
 		t.live++
 		t.liveBytes += int64(len(r.Bytes))
@@ -219,44 +255,45 @@ func (t *Table) recordLen(e *entry) int {
 	return 0
 }
 
-func (t *Table) add(key string, e entry) {
+func (t *Table) add(tag uint32, e entry) {
+	var i uint32
 	if n := len(t.free); n > 0 {
-		i := t.free[n-1]
+		i = t.free[n-1]
 		t.free = t.free[:n-1]
-		t.entries[i] = e
-		t.index[key] = i
-		return
+		*t.entries.at(i) = e
+	} else {
+		i = t.entries.append(e)
 	}
-	t.entries = append(t.entries, e)
-	t.index[key] = uint32(len(t.entries) - 1)
+	t.index.insert(tag, i)
+}
+
+// remove drops entry i from the index and frees it.
+func (t *Table) remove(i uint32) {
+	key := t.key(t.entries.at(i))
+	slot, _, ok := t.index.find(uint32(follow.KeyHash(key)), func(j uint32) bool { return j == i })
+	if ok {
+		t.index.delete(slot)
+	}
+	*t.entries.at(i) = entry{meta: metaFree}
+	t.free = append(t.free, i)
 }
 
 // maybeCompact copies live data to fresh slabs once garbage outweighs it,
 // so that a long-running follower's memory tracks its table, not its
 // history of changes.
 func (t *Table) maybeCompact() {
-	if t.slabBytes < 64<<20 || t.slabBytes < 3*(t.liveBytes+int64(len(t.entries))*24) {
+	if t.slabBytes < 64<<20 || t.slabBytes < 3*(t.liveBytes+int64(t.entries.len())*36) {
 		return
 	}
 	old := t.slabs
 	t.slabs, t.slabBytes = nil, 0
-	index := make(map[string]uint32, len(t.index))
-	for key, i := range t.index {
-		e := &t.entries[i]
-		src := old[e.slab][e.off : e.off+e.n]
-		var newKey string
-		if t.keepBytes && !e.dead() {
-			// put keeps every live key pointing into its own record.
-			ko := offsetIn(src, unsafe.Slice(unsafe.StringData(key), len(key)))
-			slab, off, s := t.store(src)
-			e.slab, e.off, newKey = slab, off, asString(s[ko:ko+len(key)])
-		} else {
-			slab, off, s := t.store(append([]byte(key), src...))
-			e.slab, e.off, newKey = slab, off+uint32(len(key)), asString(s[:len(key)])
+	for i := range t.entries.len() {
+		e := t.entries.at(uint32(i))
+		if e.isFree() {
+			continue
 		}
-		index[newKey] = i
+		e.slab, e.off = t.store(old[e.slab][e.off : e.off+e.n])
 	}
-	t.index = index
 }
 
 // Len is the number of live records.
@@ -270,14 +307,14 @@ func (t *Table) Len() int {
 func (t *Table) Get(key []byte) ([]byte, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	i, ok := t.index[asString(key)]
-	if !ok || t.entries[i].dead() {
+	i, _, ok := t.lookup(key, follow.KeyHash(key))
+	if !ok || t.entries.at(i).dead() {
 		return nil, false
 	}
 	if !t.keepBytes {
 		return nil, true
 	}
-	return bytes.Clone(t.data(&t.entries[i])), true
+	return bytes.Clone(t.data(t.entries.at(i))), true
 }
 
 // All yields the live records in key order (numbers by value, then
@@ -288,12 +325,12 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
 		for _, it := range t.sorted() {
-			e := &t.entries[it.idx]
+			e := t.entries.at(it.idx)
 			var rec []byte
 			if t.keepBytes {
 				rec = t.data(e)
 			}
-			if !yield(unsafe.Slice(unsafe.StringData(it.key), len(it.key)), rec) {
+			if !yield(t.key(e), rec) {
 				return
 			}
 		}
@@ -302,7 +339,7 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 
 type sortItem struct {
 	num uint64 // the key's value when every numeric key is a plain integer
-	key string
+	key []byte
 	idx uint32
 }
 
@@ -311,11 +348,13 @@ type sortItem struct {
 func (t *Table) sorted() []sortItem {
 	items := make([]sortItem, 0, t.live)
 	fast := true
-	for key, i := range t.index {
-		if t.entries[i].dead() {
+	for i := range t.entries.len() {
+		e := t.entries.at(uint32(i))
+		if e.dead() || e.isFree() {
 			continue
 		}
-		it := sortItem{key: key, idx: i}
+		key := t.key(e)
+		it := sortItem{key: key, idx: uint32(i)}
 		if key[0] == '"' {
 			it.num = 1<<64 - 1
 		} else if n, ok := smallUint(key); ok {
@@ -342,7 +381,7 @@ func (t *Table) sorted() []sortItem {
 }
 
 // smallUint parses a plain integer below 2^64-1 (which marks strings).
-func smallUint(s string) (uint64, bool) {
+func smallUint(s []byte) (uint64, bool) {
 	if len(s) > 19 {
 		return 0, false
 	}
@@ -411,26 +450,24 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	if !t.resyncing {
 		return nil, ErrNotResyncing
 	}
-	var doomed []string
-	for key, i := range t.index {
-		if e := &t.entries[i]; !e.dead() && e.gen() != t.gen {
-			doomed = append(doomed, key)
+	var doomed []uint32
+	for i := range t.entries.len() {
+		if e := t.entries.at(uint32(i)); !e.dead() && !e.isFree() && e.gen() != t.gen {
+			doomed = append(doomed, uint32(i))
 		}
 	}
 	if t.live >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.live) {
 		return nil, &MassDeleteError{Remove: len(doomed), Of: t.live, Limit: maxDelete}
 	}
-	slices.SortFunc(doomed, CompareKeys)
-	for _, key := range doomed {
-		i := t.index[key]
-		e := &t.entries[i]
-		removed = append(removed, Removed{Key: []byte(key), Order: bytes.Clone(t.order(e))})
+	for _, i := range doomed {
+		e := t.entries.at(uint32(i))
+		key := bytes.Clone(t.key(e))
+		removed = append(removed, Removed{Key: key, Order: bytes.Clone(t.order(e))})
 		t.live--
 		t.liveBytes -= int64(t.recordLen(e))
-		delete(t.index, key)
-		t.entries[i] = entry{}
-		t.free = append(t.free, i)
+		t.remove(i)
 	}
+	slices.SortFunc(removed, func(a, b Removed) int { return CompareKeys(a.Key, b.Key) })
 	t.resyncing = false
 	return removed, nil
 }
