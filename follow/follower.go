@@ -315,7 +315,7 @@ func (f *Follower) classify(err error) (time.Duration, bool) {
 		return ra.after, true
 	}
 	var bad *BadRecordError
-	if errors.As(err, &bad) || errors.Is(err, errPermanent) {
+	if errors.As(err, &bad) || errors.Is(err, errPermanent) || errors.Is(err, ErrGone) {
 		return 0, false
 	}
 	ceiling := backoffMin << min(f.attempt, 20)

@@ -22,9 +22,9 @@ type batch struct {
 }
 
 type recPos struct {
-	start, end   uint32 // in buf
-	kOff, kLen   uint32 // within the record
-	oOff, oLen   uint32
+	start, end    uint32 // in buf
+	kOff, kLen    uint32 // within the record
+	oOff, oLen    uint32
 	deleted       bool
 	streamOffset  int64
 	hash, keyHash uint64

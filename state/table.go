@@ -79,6 +79,10 @@ func (e *entry) setGen(g uint32) { e.meta = g<<metaGenShift | e.meta&(metaDead|m
 
 const slabSize = 4 << 20
 
+// compactMin is the slab size below which garbage is left alone: copying
+// costs more than it frees. A variable so that tests can lower it.
+var compactMin int64 = 64 << 20
+
 // entries is a slice of entry in fixed-size chunks, so that growing it
 // never copies what it holds.
 type entries struct {
@@ -282,7 +286,7 @@ func (t *Table) remove(i uint32) {
 // so that a long-running follower's memory tracks its table, not its
 // history of changes.
 func (t *Table) maybeCompact() {
-	if t.slabBytes < 64<<20 || t.slabBytes < 3*(t.liveBytes+int64(t.entries.len())*36) {
+	if t.slabBytes < compactMin || t.slabBytes < 3*(t.liveBytes+int64(t.entries.len())*36) {
 		return
 	}
 	old := t.slabs

@@ -1,0 +1,261 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/follow"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "state", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("%s:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// Records arriving in any order give one snapshot: sorted, exact bytes.
+func TestSnapshot_WriteGolden(t *testing.T) {
+	in, err := os.ReadFile(filepath.Join("..", "testdata", "state", "changes.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := NewTable()
+	d := follow.NewDecoder(strings.NewReader(string(in)), follow.DecoderOptions{})
+	for d.Next() {
+		tb.Apply(d.Record())
+	}
+	if d.Err() != nil {
+		t.Fatal(d.Err())
+	}
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	if err := tb.WriteSnapshot(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	golden(t, "snapshot.jsonl", got)
+
+	// And reading it back gives the same table.
+	back := NewTable()
+	if err := back.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if dumpTable(back) != dumpTable(tb) {
+		t.Fatal("round trip changed the table")
+	}
+}
+
+func TestSnapshot_EmptyTableIsEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	if err := NewTable().WriteSnapshot(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Fatalf("empty table wrote %q", b)
+	}
+	if err := NewTable().ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSnapshot_DamagedRefused(t *testing.T) {
+	a, b := live(1, 1), live(2, 2)
+	tests := []struct {
+		name, content string
+		line          int
+		reason        string
+	}{
+		{"Truncated", a + "\n" + b[:10], 2, "no newline"},
+		{"InvalidJSON", a + "\n{not json}\n" + b + "\n", 2, "invalid character"},
+		{"OutOfOrder", b + "\n" + a + "\n", 2, "not after"},
+		{"DuplicateKey", a + "\n" + a + "\n", 2, "not after"},
+		{"Tombstone", dead(1, 1) + "\n", 1, "tombstone"},
+		{"MissingOrder", `{"id":1}` + "\n", 1, `no "updated_at"`},
+		{"BlankLine", a + "\n\n" + b + "\n", 2, "empty record"},
+		{"TwoOnALine", a + b + "\n", 1, "after the object"},
+		{"NUL", a + "\n\x00\x00\n", 2, "expected a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.jsonl")
+			os.WriteFile(path, []byte(tt.content), 0o644)
+			err := NewTable().ReadSnapshot(path, follow.DecoderOptions{})
+			var se *SnapshotError
+			if !errors.As(err, &se) || se.Line != tt.line || !strings.Contains(se.Reason, tt.reason) {
+				t.Fatalf("err %v, want line %d: %s", err, tt.line, tt.reason)
+			}
+			if !strings.Contains(err.Error(), path+":") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+		})
+	}
+}
+
+func TestSnapshot_Permissions(t *testing.T) {
+	dir := t.TempDir()
+	tb := NewTable()
+	tb.Apply(record(t, live(1, 1)))
+	fresh := filepath.Join(dir, "fresh.jsonl")
+	if err := tb.WriteSnapshot(fresh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(dir, "kept.jsonl")
+	os.WriteFile(kept, nil, 0o640)
+	os.Chmod(kept, 0o640)
+	if err := tb.WriteSnapshot(kept, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]fs.FileMode{fresh: 0o600, kept: 0o640} {
+		if st, _ := os.Stat(path); st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", filepath.Base(path), st.Mode().Perm(), want)
+		}
+	}
+}
+
+// A write that fails leaves the old file and no temp file behind.
+func TestWriteFileAtomic_FailureLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.jsonl")
+	os.WriteFile(path, []byte("old\n"), 0o644)
+	boom := errors.New("disk full")
+	err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
+		w.Write([]byte(strings.Repeat("new\n", 1<<20)))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old\n" {
+		t.Fatalf("file now %.20q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestWriteFileAtomic_ReadOnlyFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root writes through permission bits; the binary's tests cover a
+		// read-only mount instead.
+		t.Log("running as root: checking a missing folder instead")
+		err := NewTable().WriteSnapshot(filepath.Join(t.TempDir(), "gone", "s.jsonl"), 0o644)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err %v", err)
+		}
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	if err := NewTable().WriteSnapshot(filepath.Join(dir, "s.jsonl"), 0o644); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestCheckpoint_RoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl.checkpoint")
+	at := time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC)
+	c := &Checkpoint{
+		Endpoint: "https://u:***@h/servers/", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at",
+		Cursor: "1700000000123456789", CursorKeys: []string{"1", `"a\"b"`}, Records: 42,
+		CaughtUpAt: at, LastContactAt: at.Add(time.Second),
+	}
+	if err := WriteCheckpoint(path, 0o644, c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	golden(t, "checkpoint.json", b)
+	got, err := ReadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cursor != c.Cursor || strings.Join(got.CursorKeys, ",") != strings.Join(c.CursorKeys, ",") ||
+		got.Records != 42 || !got.CaughtUpAt.Equal(at) || got.Endpoint != c.Endpoint {
+		t.Fatalf("read back %+v", got)
+	}
+	// No cursor and no keys round trip too.
+	if err := WriteCheckpoint(path, 0o644, &Checkpoint{Endpoint: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadCheckpoint(path); err != nil || got.Cursor != "" || len(got.CursorKeys) != 0 {
+		t.Fatalf("empty: %+v %v", got, err)
+	}
+}
+
+func TestCheckpoint_Damaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c")
+	for _, content := range []string{"", "{", `{"version":1,"cursor":true}`, `{"version":9}`} {
+		os.WriteFile(path, []byte(content), 0o644)
+		if _, err := ReadCheckpoint(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: err %v", content, err)
+		}
+	}
+}
+
+func TestCheckpoint_Check(t *testing.T) {
+	c := &Checkpoint{Endpoint: "http://a/servers/", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
+	f := follow.DecoderOptions{Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
+	if err := c.Check("http://a/servers/", f); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Check("http://b/servers/", f)
+	if err == nil || err.Error() != "checkpoint was written for endpoint http://a/servers/, not http://b/servers/" {
+		t.Fatalf("err %v", err)
+	}
+	f.OrderBy = "version"
+	var me *MismatchError
+	if err := c.Check("http://a/servers/", f); !errors.As(err, &me) || me.What != "order field" {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	l, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to the open file, so a second open conflicts even
+	// within one process.
+	if _, err := TryLock(path); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid") {
+		t.Fatalf("second TryLock: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if _, err := WaitLock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitLock while held: %v", err)
+	}
+	done := make(chan error)
+	go func() {
+		l2, err := WaitLock(context.Background(), path)
+		if err == nil {
+			l2.Unlock()
+		}
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	l.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("WaitLock after unlock: %v", err)
+	}
+}

@@ -1,0 +1,242 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/lockstep/lockstep/follow"
+)
+
+func record(t testing.TB, s string) *follow.Record {
+	t.Helper()
+	r, err := follow.ParseRecord([]byte(s), follow.DecoderOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	return &r
+}
+
+func live(id, order any, extra ...string) string {
+	return fmt.Sprintf(`{"id":%v,"updated_at":%v,"deleted_at":null%s}`, id, order, strings.Join(extra, ""))
+}
+
+func dead(id, order any) string {
+	return fmt.Sprintf(`{"id":%v,"updated_at":%v,"deleted_at":%v}`, id, order, order)
+}
+
+func dumpTable(tb *Table) string {
+	var out []string
+	for k, rec := range tb.All() {
+		if rec == nil {
+			out = append(out, string(k))
+		} else {
+			out = append(out, string(rec))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestTable_Transitions(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []string
+		ops   []Op
+		want  string // live records after the steps, by key
+	}{
+		{"Insert", []string{live(1, 10)}, []Op{OpInsert}, live(1, 10)},
+		{"Update", []string{live(1, 10), live(1, 11, `,"v":2`)}, []Op{OpInsert, OpUpdate}, live(1, 11, `,"v":2`)},
+		{"StaleIgnored", []string{live(1, 11), live(1, 10, `,"old":true`)}, []Op{OpInsert, OpNone}, live(1, 11)},
+		{"DuplicateIgnored", []string{live(1, 10), live(1, 10)}, []Op{OpInsert, OpNone}, live(1, 10)},
+		{"SameOrderDifferentBytesApplied", []string{live(1, 10), live(1, 10, `,"v":2`)}, []Op{OpInsert, OpUpdate}, live(1, 10, `,"v":2`)},
+		{"Delete", []string{live(1, 10), dead(1, 11)}, []Op{OpInsert, OpDelete}, ""},
+		{"DeleteAtSameOrder", []string{live(1, 10), dead(1, 10)}, []Op{OpInsert, OpDelete}, ""},
+		{"TombstoneForUnknownKey", []string{dead(1, 10)}, []Op{OpTombstone}, ""},
+		{"DuplicateTombstoneIgnored", []string{live(1, 9), dead(1, 10), dead(1, 10)}, []Op{OpInsert, OpDelete, OpNone}, ""},
+		{"StaleUpdateCannotResurrect", []string{live(1, 10), dead(1, 12), live(1, 11)}, []Op{OpInsert, OpDelete, OpNone}, ""},
+		{"StaleUpdateAfterUnknownTombstone", []string{dead(1, 12), live(1, 11)}, []Op{OpTombstone, OpNone}, ""},
+		{"NewerUpdateRevives", []string{live(1, 10), dead(1, 12), live(1, 13)}, []Op{OpInsert, OpDelete, OpInsert}, live(1, 13)},
+		{"KeysByJSONText", []string{live(1, 10), live(`"1"`, 10)}, []Op{OpInsert, OpInsert}, live(1, 10) + "\n" + live(`"1"`, 10)},
+		{"ExactOrderBeyondFloat64", []string{live(1, "9007199254740993"), live(1, "9007199254740992")}, []Op{OpInsert, OpNone}, live(1, "9007199254740993")},
+		{"StringOrders", []string{live(1, `"2024-01-02"`), live(1, `"2024-01-01"`), live(1, `"2024-01-03"`)}, []Op{OpInsert, OpNone, OpUpdate}, live(1, `"2024-01-03"`)},
+		{"SortedNumbersThenStrings", []string{live(`"b"`, 1), live(10, 1), live(`"a"`, 1), live(9, 1), live(-1, 1)}, nil,
+			strings.Join([]string{live(-1, 1), live(9, 1), live(10, 1), live(`"a"`, 1), live(`"b"`, 1)}, "\n")},
+	}
+	for _, mk := range []struct {
+		name string
+		new  func() *Table
+	}{{"Table", NewTable}, {"Index", NewIndex}} {
+		for _, tt := range tests {
+			t.Run(mk.name+"/"+tt.name, func(t *testing.T) {
+				tb := mk.new()
+				for i, s := range tt.steps {
+					op := tb.Apply(record(t, s))
+					if tt.ops != nil && op != tt.ops[i] {
+						t.Fatalf("step %d %s: op %s, want %s", i, s, op, tt.ops[i])
+					}
+				}
+				if mk.name == "Index" {
+					return
+				}
+				if got := dumpTable(tb); got != tt.want {
+					t.Fatalf("table:\n%s\nwant:\n%s", got, tt.want)
+				}
+				if n := strings.Count(tt.want, "\n") + 1; tt.want != "" && tb.Len() != n || tt.want == "" && tb.Len() != 0 {
+					t.Fatalf("Len %d", tb.Len())
+				}
+			})
+		}
+	}
+}
+
+func TestTable_Get(t *testing.T) {
+	tb := NewTable()
+	tb.Apply(record(t, live(1, 10, `,"x":"y"`)))
+	got, ok := tb.Get([]byte("1"))
+	if !ok || string(got) != live(1, 10, `,"x":"y"`) {
+		t.Fatalf("Get = %s, %v", got, ok)
+	}
+	tb.Apply(record(t, dead(1, 11)))
+	if _, ok := tb.Get([]byte("1")); ok {
+		t.Fatal("Get found a deleted key")
+	}
+	if _, ok := tb.Get([]byte(`"1"`)); ok {
+		t.Fatal(`Get("1") found key 1`)
+	}
+}
+
+func TestTable_ResyncSweep(t *testing.T) {
+	tb := NewTable()
+	for i := 1; i <= 5; i++ {
+		tb.Apply(record(t, live(i, 100+i)))
+	}
+	tb.BeginResync()
+	tb.Apply(record(t, live(1, 101)))          // unchanged
+	tb.Apply(record(t, live(2, 50, `,"r":1`))) // older than held: the resync wins
+	tb.Apply(record(t, live(6, 60)))           // new
+	removed, err := tb.EndResync(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, r := range removed {
+		keys = append(keys, string(r.Key)+"@"+string(r.Order))
+	}
+	if strings.Join(keys, ",") != "3@103,4@104,5@105" {
+		t.Fatalf("removed %v", keys)
+	}
+	want := strings.Join([]string{live(1, 101), live(2, 50, `,"r":1`), live(6, 60)}, "\n")
+	if got := dumpTable(tb); got != want {
+		t.Fatalf("after sweep:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := tb.EndResync(1); !errors.Is(err, ErrNotResyncing) {
+		t.Fatalf("second EndResync: %v", err)
+	}
+}
+
+func TestTable_MassDeleteGuard(t *testing.T) {
+	tb := NewTable()
+	for i := range 200 {
+		tb.Apply(record(t, live(i, 1)))
+	}
+	tb.BeginResync()
+	for i := range 80 {
+		tb.Apply(record(t, live(i, 1)))
+	}
+	_, err := tb.EndResync(0.5)
+	var md *MassDeleteError
+	if !errors.As(err, &md) || md.Remove != 120 || md.Of != 200 {
+		t.Fatalf("err %v, want a MassDeleteError for 120 of 200", err)
+	}
+	if tb.Len() != 200 || !tb.Resyncing() {
+		t.Fatalf("refused sweep changed the table: Len %d", tb.Len())
+	}
+	removed, err := tb.EndResync(1)
+	if err != nil || len(removed) != 120 || tb.Len() != 80 {
+		t.Fatalf("with 100%%: err %v removed %d Len %d", err, len(removed), tb.Len())
+	}
+	// Below MassDeleteMinimum records the guard does not apply.
+	small := NewTable()
+	for i := range 10 {
+		small.Apply(record(t, live(i, 1)))
+	}
+	small.BeginResync()
+	if removed, err := small.EndResync(0.5); err != nil || len(removed) != 10 {
+		t.Fatalf("small table: err %v removed %d", err, len(removed))
+	}
+}
+
+// A long run of changes to few keys compacts the slabs and keeps every
+// record intact.
+func TestTable_CompactionKeepsRecords(t *testing.T) {
+	defer func(old int64) { compactMin = old }(compactMin)
+	compactMin = 1 << 20
+	for _, mk := range []func() *Table{NewTable, NewIndex} {
+		tb := mk()
+		pad := strings.Repeat("x", 1000)
+		want := map[int]int{}
+		for n := range 10_000 {
+			k := n % 500
+			if n%7 == 0 {
+				tb.Apply(record(t, dead(k, n)))
+				delete(want, k)
+				continue
+			}
+			tb.Apply(record(t, live(k, n, `,"p":"`+pad+`"`)))
+			want[k] = n
+		}
+		if tb.slabBytes > 4*compactMin+slabSize {
+			t.Fatalf("slabs hold %d bytes for a table of %d records", tb.slabBytes, tb.Len())
+		}
+		if tb.Len() != len(want) {
+			t.Fatalf("Len %d, want %d", tb.Len(), len(want))
+		}
+		for k, n := range want {
+			key := []byte(fmt.Sprint(k))
+			if _, ok := tb.Get(key); !ok {
+				t.Fatalf("key %d lost", k)
+			}
+			if tb.keepBytes {
+				if got, _ := tb.Get(key); string(got) != live(k, n, `,"p":"`+pad+`"`) {
+					t.Fatalf("key %d: %.80s", k, got)
+				}
+			}
+		}
+	}
+}
+
+// The key index against a map, through inserts and deletes.
+func TestKeyIndex_AgainstMap(t *testing.T) {
+	var x keyIndex
+	want := map[uint32]uint32{} // entry -> tag
+	rng := rand.New(rand.NewPCG(1, 2))
+	next := uint32(0)
+	for range 30_000 {
+		if len(want) > 0 && rng.IntN(3) == 0 {
+			for i, tag := range want {
+				slot, _, ok := x.find(tag, func(j uint32) bool { return j == i })
+				if !ok {
+					t.Fatalf("entry %d (tag %x) not found", i, tag)
+				}
+				x.delete(slot)
+				delete(want, i)
+				break
+			}
+			continue
+		}
+		tag := rng.Uint32() & 0x3fff // many collisions
+		x.insert(tag, next)
+		want[next] = tag
+		next++
+	}
+	if x.n != len(want) {
+		t.Fatalf("n %d, want %d", x.n, len(want))
+	}
+	for i, tag := range want {
+		if _, _, ok := x.find(tag, func(j uint32) bool { return j == i }); !ok {
+			t.Fatalf("entry %d lost", i)
+		}
+	}
+}
