@@ -12,7 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
+
+	"github.com/lockstep/lockstep/internal/keyset"
 )
 
 // Config describes an endpoint and how to follow it. The zero values of the
@@ -132,9 +133,8 @@ type Follower struct {
 
 	cursor   []byte // greatest order value applied; nil before any
 	kind     OrderKind
-	atCursor map[string]uint64 // keys applied at exactly cursor -> hash of their bytes (0: unknown)
-	keyArena []byte            // backing store of atCursor's keys, reset with it
-	floor    []byte            // the cursor the current request was made with
+	atCursor keyset.Set // keys applied at exactly cursor -> hash of their bytes (0: unknown)
+	floor    []byte     // the cursor the current request was made with
 
 	resyncing bool
 	previous  Order
@@ -168,11 +168,10 @@ func New(cfg Config) (*Follower, error) {
 			return nil, err
 		}
 	}
-	f.atCursor = map[string]uint64{}
 	if cfg.Since != "" {
 		f.cursor = []byte(cfg.Since)
 		for _, k := range cfg.SinceKeys {
-			f.atCursor[k] = 0
+			f.atCursor.Put([]byte(k), KeyHash([]byte(k)), 0)
 		}
 	}
 	if cfg.Resync {
@@ -191,10 +190,8 @@ func (f *Follower) Cursor() (Order, []string) {
 	if f.resyncing {
 		return f.previous, nil
 	}
-	keys := make([]string, 0, len(f.atCursor))
-	for k := range f.atCursor {
-		keys = append(keys, strings.Clone(k))
-	}
+	keys := make([]string, 0, f.atCursor.Len())
+	f.atCursor.Keys(func(k []byte) { keys = append(keys, string(k)) })
 	return Order(f.cursor), keys
 }
 
@@ -220,17 +217,7 @@ func (f *Follower) startResync() {
 	f.resyncing = true
 	f.cursor = nil
 	f.kind = KindNone
-	f.resetAtCursor()
-}
-
-func (f *Follower) resetAtCursor() {
-	if len(f.atCursor) > 64 {
-		// clear keeps a map's capacity; after a bulk update that is large.
-		f.atCursor = make(map[string]uint64)
-	} else {
-		clear(f.atCursor)
-	}
-	f.keyArena = f.keyArena[:0]
+	f.atCursor.Reset()
 }
 
 // Run follows the endpoint, calling h for each event, until the context is
@@ -378,19 +365,14 @@ func (f *Follower) accept(r *Record) (bool, error) {
 	}
 	h := r.Hash()
 	if c == 0 {
-		if old, ok := f.atCursor[string(r.Key)]; ok && (old == 0 || old == h) {
+		if old, ok := f.atCursor.Get(r.Key, r.KeyHash()); ok && (old == 0 || old == h) {
 			return false, nil
 		}
 	} else {
 		f.cursor = append(f.cursor[:0], r.Order...)
-		f.resetAtCursor()
+		f.atCursor.Reset()
 	}
-	f.keyArena = append(f.keyArena, r.Key...)
-	key := f.keyArena[len(f.keyArena)-len(r.Key):]
-	// The arena is reset only together with the map, so no live key ever
-	// points at reused bytes. When append moves the arena, old keys keep the
-	// old array alive.
-	f.atCursor[unsafe.String(&key[0], len(key))] = h
+	f.atCursor.Put(r.Key, r.KeyHash(), h)
 	return true, nil
 }
 

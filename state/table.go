@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/internal/keyset"
 )
 
 // Op is what applying a record did.
@@ -45,7 +46,7 @@ func (o Op) String() string {
 type Table struct {
 	mu        sync.RWMutex
 	keepBytes bool
-	index     keyIndex
+	index     keyset.Index
 	entries   entries
 	free      []uint32
 	slabs     [][]byte
@@ -193,7 +194,7 @@ func (t *Table) same(e *entry, r *follow.Record) bool {
 // lookup finds key's entry; tag is the key's hash tag either way.
 func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, tag uint32, ok bool) {
 	tag = uint32(keyHash)
-	_, i, ok = t.index.find(tag, func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
+	_, i, ok = t.index.Find(tag, func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
 	return i, tag, ok
 }
 
@@ -268,15 +269,15 @@ func (t *Table) add(tag uint32, e entry) {
 	} else {
 		i = t.entries.append(e)
 	}
-	t.index.insert(tag, i)
+	t.index.Insert(tag, i)
 }
 
 // remove drops entry i from the index and frees it.
 func (t *Table) remove(i uint32) {
 	key := t.key(t.entries.at(i))
-	slot, _, ok := t.index.find(uint32(follow.KeyHash(key)), func(j uint32) bool { return j == i })
+	slot, _, ok := t.index.Find(uint32(follow.KeyHash(key)), func(j uint32) bool { return j == i })
 	if ok {
-		t.index.delete(slot)
+		t.index.Delete(slot)
 	}
 	*t.entries.at(i) = entry{meta: metaFree}
 	t.free = append(t.free, i)

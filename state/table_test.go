@@ -3,7 +3,6 @@ package state
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -203,40 +202,6 @@ func TestTable_CompactionKeepsRecords(t *testing.T) {
 					t.Fatalf("key %d: %.80s", k, got)
 				}
 			}
-		}
-	}
-}
-
-// The key index against a map, through inserts and deletes.
-func TestKeyIndex_AgainstMap(t *testing.T) {
-	var x keyIndex
-	want := map[uint32]uint32{} // entry -> tag
-	rng := rand.New(rand.NewPCG(1, 2))
-	next := uint32(0)
-	for range 30_000 {
-		if len(want) > 0 && rng.IntN(3) == 0 {
-			for i, tag := range want {
-				slot, _, ok := x.find(tag, func(j uint32) bool { return j == i })
-				if !ok {
-					t.Fatalf("entry %d (tag %x) not found", i, tag)
-				}
-				x.delete(slot)
-				delete(want, i)
-				break
-			}
-			continue
-		}
-		tag := rng.Uint32() & 0x3fff // many collisions
-		x.insert(tag, next)
-		want[next] = tag
-		next++
-	}
-	if x.n != len(want) {
-		t.Fatalf("n %d, want %d", x.n, len(want))
-	}
-	for i, tag := range want {
-		if _, _, ok := x.find(tag, func(j uint32) bool { return j == i }); !ok {
-			t.Fatalf("entry %d lost", i)
 		}
 	}
 }

@@ -1,0 +1,93 @@
+// Package keyset indexes keys held elsewhere (in large byte slabs) by
+// their hashes, for the follow and state packages. It holds no pointers, so
+// the garbage collector never scans it, and growing it never reads a key
+// back from memory.
+package keyset
+
+// Index maps keys to entry numbers by open addressing over 32-bit tags taken
+// from each key's hash. It stores 8 bytes a slot; the tag says where a slot
+// goes, and a tag match is confirmed by the caller comparing the key itself.
+type Index struct {
+	slots []uint64 // tag<<32 | entry+1; 0 is empty
+	n     int
+}
+
+const minSlots = 1 << 10
+
+func (x *Index) mask() uint32 { return uint32(len(x.slots) - 1) }
+
+// Find returns the slot holding an entry with this tag for which same
+// reports true; ok is false if there is none.
+func (x *Index) Find(tag uint32, same func(i uint32) bool) (slot int, i uint32, ok bool) {
+	if len(x.slots) == 0 {
+		return 0, 0, false
+	}
+	m := x.mask()
+	for p := tag & m; ; p = (p + 1) & m {
+		s := x.slots[p]
+		if s == 0 {
+			return 0, 0, false
+		}
+		if uint32(s>>32) == tag && same(uint32(s)-1) {
+			return int(p), uint32(s) - 1, true
+		}
+	}
+}
+
+// Len is the number of entries.
+func (x *Index) Len() int { return x.n }
+
+// Reset empties the index, giving back its memory if it had grown large.
+func (x *Index) Reset() {
+	if len(x.slots) > minSlots {
+		x.slots = nil
+	} else {
+		clear(x.slots)
+	}
+	x.n = 0
+}
+
+// Insert adds entry i under tag; a tag may be shared.
+func (x *Index) Insert(tag uint32, i uint32) {
+	if 4*(x.n+1) > 3*len(x.slots) {
+		x.grow()
+	}
+	x.place(tag, i)
+	x.n++
+}
+
+func (x *Index) place(tag uint32, i uint32) {
+	m := x.mask()
+	p := tag & m
+	for x.slots[p] != 0 {
+		p = (p + 1) & m
+	}
+	x.slots[p] = uint64(tag)<<32 | uint64(i+1)
+}
+
+func (x *Index) grow() {
+	old := x.slots
+	x.slots = make([]uint64, max(minSlots, 2*len(old)))
+	for _, s := range old {
+		if s != 0 {
+			x.place(uint32(s>>32), uint32(s)-1)
+		}
+	}
+}
+
+// Delete empties a slot, moving later slots of the same probe run back so
+// that every key stays reachable from its home slot.
+func (x *Index) Delete(slot int) {
+	m := x.mask()
+	i := uint32(slot)
+	for j := (i + 1) & m; x.slots[j] != 0; j = (j + 1) & m {
+		home := uint32(x.slots[j]>>32) & m
+		// Move j back to i unless its home lies cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = 0
+	x.n--
+}

@@ -1,0 +1,83 @@
+package keyset
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"testing"
+)
+
+// The index against a map, through inserts and deletes with many shared
+// tags.
+func TestIndex_AgainstMap(t *testing.T) {
+	var x Index
+	want := map[uint32]uint32{} // entry -> tag
+	rng := rand.New(rand.NewPCG(1, 2))
+	next := uint32(0)
+	for range 30_000 {
+		if len(want) > 0 && rng.IntN(3) == 0 {
+			for i, tag := range want {
+				slot, _, ok := x.Find(tag, func(j uint32) bool { return j == i })
+				if !ok {
+					t.Fatalf("entry %d (tag %x) not found", i, tag)
+				}
+				x.Delete(slot)
+				delete(want, i)
+				break
+			}
+			continue
+		}
+		tag := rng.Uint32() & 0x3fff
+		x.Insert(tag, next)
+		want[next] = tag
+		next++
+	}
+	if x.Len() != len(want) {
+		t.Fatalf("Len %d, want %d", x.Len(), len(want))
+	}
+	for i, tag := range want {
+		if _, _, ok := x.Find(tag, func(j uint32) bool { return j == i }); !ok {
+			t.Fatalf("entry %d lost", i)
+		}
+	}
+}
+
+func TestSet(t *testing.T) {
+	seed := maphash.MakeSeed()
+	h := func(b []byte) uint64 { return maphash.Bytes(seed, b) }
+	for _, n := range []int{0, 1, smallSet, smallSet + 1, 5000} {
+		var s Set
+		for round := range 2 {
+			for i := range n {
+				k := []byte(fmt.Sprint(i))
+				s.Put(k, h(k), uint64(i+round))
+			}
+			s.Put([]byte("0"), h([]byte("0")), 99) // replace, not add
+			if n > 0 && s.Len() != n {
+				t.Fatalf("n=%d: Len %d", n, s.Len())
+			}
+			for i := range n {
+				k := []byte(fmt.Sprint(i))
+				v, ok := s.Get(k, h(k))
+				if want := uint64(i + round); !ok || (i > 0 && v != want) || (i == 0 && v != 99) {
+					t.Fatalf("n=%d: Get(%s) = %d, %v", n, k, v, ok)
+				}
+			}
+			if _, ok := s.Get([]byte("x"), h([]byte("x"))); ok {
+				t.Fatalf("n=%d: found a key never put", n)
+			}
+			seen := 0
+			s.Keys(func([]byte) { seen++ })
+			if seen != s.Len() {
+				t.Fatalf("Keys gave %d of %d", seen, s.Len())
+			}
+			s.Reset()
+			if s.Len() != 0 {
+				t.Fatal("Reset left keys")
+			}
+			if _, ok := s.Get([]byte("1"), h([]byte("1"))); ok {
+				t.Fatal("found a key after Reset")
+			}
+		}
+	}
+}
