@@ -35,6 +35,16 @@ func (e usageError) Unwrap() error { return e.error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
+	onUsageError := func(c *cli.Context, err error, isSubcommand bool) error {
+		if c.Command != nil && c.Command.Name != "" {
+			return usagef("%s: %v (see lockstep %s --help)", c.Command.Name, err, c.Command.Name)
+		}
+		return usageError{err}
+	}
+	commands := []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand}
+	for _, c := range commands {
+		c.OnUsageError = onUsageError
+	}
 	return &cli.App{
 		Name:    "lockstep",
 		Usage:   "keep a local copy of a changing data set up to date over HTTP",
@@ -50,12 +60,13 @@ e.g. LOCKSTEP_SINCE_PARAM=since.`,
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err}
-		},
-		Commands: []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "lockstep: no command %q (see lockstep --help)\n", name)
+		OnUsageError:   onUsageError,
+		Commands:       commands,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("no command %q (see lockstep --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
 }

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
+)
+
+// TestSync_CrashAnywhere kills `lockstep sync --follow` with SIGKILL at
+// random moments while the endpoint changes, deletes and re-adds records,
+// restarts it each time, and checks that every snapshot left on disk is
+// whole, and that after the last run the snapshot equals the endpoint's
+// table exactly. LOCKSTEP_CRASH_KILLS sets the number of kills (make
+// crashtest: 200).
+func TestSync_CrashAnywhere(t *testing.T) {
+	kills := 30
+	if v, err := strconv.Atoi(os.Getenv("LOCKSTEP_CRASH_KILLS")); err == nil {
+		kills = v
+	}
+	dir := t.TempDir()
+	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "replica.jsonl")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	t.Logf("seed-free run; %d kills", kills)
+
+	// truth is the endpoint's table: key -> its line, as last written;
+	// history every change, in order.
+	truth := map[int]string{}
+	hist := &history{}
+	order := 0
+	var initial []string
+	for k := 1; k <= 300; k++ {
+		order++
+		l := line(k, order, fmt.Sprintf(`,"v":%d`, order))
+		truth[k] = l
+		initial = append(initial, l)
+		hist.add(change{order, k, false})
+	}
+	writeFile(t, src, initial...)
+	url := serve(t, src) + "/servers/"
+
+	stop := make(chan struct{})
+	changed := make(chan struct{})
+	go func() {
+		defer close(changed)
+		f, err := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			panic(err)
+		}
+		defer f.Close()
+		wr := rand.New(rand.NewPCG(rng.Uint64(), 9))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(wr.IntN(3000)) * time.Microsecond):
+			}
+			var batch strings.Builder
+			for range 1 + wr.IntN(20) {
+				order++
+				k := 1 + wr.IntN(400) // keys above 300 come and go
+				if wr.IntN(4) == 0 {
+					batch.WriteString(tomb(k, order))
+					delete(truth, k)
+					hist.add(change{order, k, true})
+				} else {
+					l := line(k, order, fmt.Sprintf(`,"v":%d`, order))
+					batch.WriteString(l)
+					truth[k] = l
+					hist.add(change{order, k, false})
+				}
+			}
+			f.WriteString(batch.String())
+		}
+	}()
+
+	for i := range kills {
+		cmd := exec.Command(binary, "sync", "--follow", url, "--out", out, "--flush-interval", "20ms", "--idle", "50ms")
+		var stderr lines
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		checkWhole(t, i, out, hist)
+		if strings.Contains(stderr.String(), "lockstep:") && !strings.Contains(stderr.String(), "resync") {
+			t.Fatalf("kill %d: sync complained: %s", i, stderr.String())
+		}
+	}
+	close(stop)
+	<-changed
+	time.Sleep(300 * time.Millisecond) // serve reads the file's tail
+
+	r := lockstep(t, "sync", url, "--out", out, "--idle", "300ms")
+	if r.code != 0 {
+		t.Fatalf("final sync: %d %s", r.code, r.stderr)
+	}
+	keys := make([]int, 0, len(truth))
+	for k := range truth {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var want strings.Builder
+	for _, k := range keys {
+		want.WriteString(truth[k])
+	}
+	if got := readFile(t, out); got != want.String() {
+		t.Fatalf("after %d kills the snapshot differs from the endpoint:\n%s", kills, diffLines(got, want.String()))
+	}
+	t.Logf("%d kills, %d records, snapshot equals the endpoint", kills, len(truth))
+}
+
+type change struct {
+	order, key int
+	deleted    bool
+}
+
+type history struct {
+	mu      sync.Mutex
+	changes []change
+}
+
+func (h *history) add(c change) {
+	h.mu.Lock()
+	h.changes = append(h.changes, c)
+	h.mu.Unlock()
+}
+
+// checkWhole asserts that the files a killed sync left are each whole, and
+// that the checkpoint does not run ahead of the snapshot: every key live at
+// the checkpoint's cursor is in the snapshot at that version or a later
+// one, unless a later change deleted it.
+func checkWhole(t *testing.T, i int, out string, h *history) {
+	t.Helper()
+	tb := state.NewTable()
+	err := tb.ReadSnapshot(out, follow.DecoderOptions{})
+	if os.IsNotExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("kill %d: snapshot damaged: %v", i, err)
+	}
+	cp, err := state.ReadCheckpoint(state.CheckpointPath(out))
+	if os.IsNotExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("kill %d: checkpoint damaged: %v", i, err)
+	}
+	cursor, _ := strconv.Atoi(string(cp.Cursor))
+	have := map[int]int{} // key -> order in the snapshot
+	for key, rec := range tb.All() {
+		r, _ := follow.ParseRecord(rec, follow.DecoderOptions{})
+		k, _ := strconv.Atoi(string(key))
+		have[k], _ = strconv.Atoi(string(r.Order))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	atCursor := map[int]change{}
+	lastDelete := map[int]int{}
+	for _, c := range h.changes {
+		if c.order <= cursor {
+			atCursor[c.key] = c
+		}
+		if c.deleted {
+			lastDelete[c.key] = c.order
+		}
+	}
+	for k, c := range atCursor {
+		if c.deleted || have[k] >= c.order || lastDelete[k] > c.order {
+			continue
+		}
+		t.Fatalf("kill %d: the checkpoint (cursor %d) ran ahead of the snapshot: key %d at %d is missing (snapshot has %d)", i, cursor, k, c.order, have[k])
+	}
+}
+
+func diffLines(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(g), len(w)) && b.Len() < 2000; i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			fmt.Fprintf(&b, "line %d:\n  got  %s\n  want %s\n", i+1, gl, wl)
+		}
+	}
+	return b.String()
+}
