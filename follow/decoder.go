@@ -185,6 +185,10 @@ func (d *Decoder) object() (ok, again bool) {
 	b := d.buf[start:d.end]
 	n, err := scanObject(b, 0, 1, &spans)
 	if err == errShort {
+		if d.eof {
+			d.err = fmt.Errorf("%w at byte %d (%d bytes of an unfinished record)", ErrTruncated, d.base+int64(start), d.end-start)
+			return false, false
+		}
 		// Find the object's end cheaply before validating it again, so that
 		// a large record arriving in small reads costs linear time.
 		if !d.findEnd(start) {
@@ -268,7 +272,7 @@ func (o *DecoderOptions) spans() fieldSpans {
 }
 
 // findEnd reads until the object starting at start is complete (it may
-// still be invalid) or over the size limit.
+// still be invalid), the input ends, or the object is over the size limit.
 func (d *Decoder) findEnd(start int) bool {
 	d.bound = boundary{}
 	scanned := start
@@ -287,9 +291,8 @@ func (d *Decoder) findEnd(start int) bool {
 			return false
 		}
 		if d.eof {
-			d.pos = start
-			d.err = fmt.Errorf("%w at byte %d (%d bytes of an unfinished record)", ErrTruncated, d.base+int64(start), d.end-start)
-			return false
+			// Validation decides between a bad record and a truncated one.
+			return true
 		}
 		off := scanned - d.pos
 		startOff := start - d.pos
