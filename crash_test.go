@@ -52,6 +52,7 @@ func TestSync_CrashAnywhere(t *testing.T) {
 
 	stop := make(chan struct{})
 	changed := make(chan struct{})
+	wr := rand.New(rand.NewPCG(rng.Uint64(), 9))
 	go func() {
 		defer close(changed)
 		f, err := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
@@ -59,7 +60,6 @@ func TestSync_CrashAnywhere(t *testing.T) {
 			panic(err)
 		}
 		defer f.Close()
-		wr := rand.New(rand.NewPCG(rng.Uint64(), 9))
 		for {
 			select {
 			case <-stop:
