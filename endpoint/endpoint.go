@@ -245,7 +245,12 @@ func (s *Server) since(from int) ([]*change, int, <-chan struct{}, bool) {
 	return s.log[from:len(s.log):len(s.log)], len(s.log), s.wake, s.closed
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers a request by the protocol, finite or endless as
+// Options says.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.Respond(w, r, s.opts.Finite) }
+
+// Respond answers a request, ending after the backlog if finite.
+func (s *Server) Respond(w http.ResponseWriter, r *http.Request, finite bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -284,7 +289,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bw.Write(c.bytes)
 		bw.WriteByte('\n')
 	}
-	if s.opts.Finite {
+	if finite {
 		bw.Flush()
 		return
 	}
