@@ -36,11 +36,12 @@ type Fault struct {
 	Heartbeat time.Duration // while stalling, send a blank line this often
 	Drop      bool          // then cut the connection
 	DropBytes int           // or cut it after this many more bytes, mid-record or mid-chunk
-	Finite    bool          // end the response after the backlog (and any Inject)
+	End       bool          // or end the response cleanly there (after a partial record: a truncated body)
+	Finite    bool          // end the response after the backlog
 }
 
 func (f *Fault) active() bool {
-	return len(f.Inject) > 0 || f.Stall > 0 || f.Drop || f.DropBytes > 0
+	return len(f.Inject) > 0 || f.Stall > 0 || f.Drop || f.DropBytes > 0 || f.End
 }
 
 // Server is a running endpoint. Set fields before Start; Append, Faults and
@@ -48,9 +49,10 @@ func (f *Fault) active() bool {
 type Server struct {
 	URL string // base URL, e.g. http://127.0.0.1:41234; add a path such as /servers/
 
-	Fields follow.DecoderOptions
-	Gzip   bool // compress every response (clients that accept gzip)
-	Finite bool // end every response after its backlog
+	Fields    follow.DecoderOptions
+	Gzip      bool          // compress every response (clients that accept gzip)
+	Finite    bool          // end every response after its backlog
+	Heartbeat time.Duration // send a blank line after this much silence
 
 	table *endpoint.Server
 	hs    *httptest.Server
@@ -94,13 +96,10 @@ func (s *Server) StartTLS() {
 	s.URL = s.hs.URL
 }
 
-// rebuild applies field names set after NewUnstartedServer.
+// rebuild applies the options set after NewUnstartedServer.
 func (s *Server) rebuild() {
-	if s.Fields == (follow.DecoderOptions{}) {
-		return
-	}
 	old := s.table.Table()
-	s.table = endpoint.New(endpoint.Options{Fields: s.Fields})
+	s.table = endpoint.New(endpoint.Options{Fields: s.Fields, Heartbeat: s.Heartbeat})
 	for _, r := range old {
 		s.table.Append(r)
 	}
@@ -200,6 +199,7 @@ type faultWriter struct {
 	records int
 	applied bool
 	dropped bool
+	ended   bool
 	left    int // bytes still to send before a DropBytes cut
 }
 
@@ -217,6 +217,9 @@ func (fw *faultWriter) Flush() {
 func (fw *faultWriter) out(b []byte) error {
 	if fw.dropped {
 		return http.ErrAbortHandler
+	}
+	if fw.ended {
+		return nil
 	}
 	if fw.applied && fw.f.DropBytes > 0 {
 		if len(b) >= fw.left {
@@ -316,6 +319,7 @@ func (fw *faultWriter) apply() error {
 		fw.cut()
 		return http.ErrAbortHandler
 	}
+	fw.ended = f.End
 	return nil
 }
 

@@ -116,7 +116,6 @@ func TestServer_StatusFault(t *testing.T) {
 	}
 }
 
-
 // Example shows a replica kept by a Go program, tested against followtest.
 func Example() {
 	srv := followtest.NewServer(
