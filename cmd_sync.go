@@ -253,7 +253,9 @@ func (s *syncer) sweep(previous follow.Order) error {
 // interval, and less often when writing is slow, so that rewriting a large
 // table takes at most a fifth of the time (4 × the last write's cost).
 func (s *syncer) maybeWrite(force bool) error {
-	if !s.dirty && !s.cpDirty {
+	// Without --follow the files are written once, when caught up: a run
+	// that fails before that leaves them exactly as they were.
+	if !s.dirty && !s.cpDirty || !s.follow && !force {
 		return nil
 	}
 	if !force {

@@ -19,7 +19,7 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) 
 		perm = st.Mode().Perm()
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) 
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(f.Name(), path); err != nil {
+	if err = rename(f.Name(), path); err != nil {
 		return err
 	}
 	// The rename is durable only once the folder is.
@@ -56,7 +56,24 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) 
 	return nil
 }
 
-func syncDir(dir string) error {
+// tempFile is what writeFileAtomic needs of a file.
+type tempFile interface {
+	io.Writer
+	Chmod(fs.FileMode) error
+	Sync() error
+	Close() error
+	Name() string
+}
+
+// The file system operations writeFileAtomic performs, as variables so that
+// tests can make each one fail in turn (a full disk fails any of them).
+var (
+	createTemp = func(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+	rename     = os.Rename
+	syncDir    = fsyncDir
+)
+
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Hostile endpoints: lockstep fails clearly or keeps going, in bounded
+// memory. Peak memory is the process's maximum resident set size.
+func TestHostileInput_BoundedMemory(t *testing.T) {
+	const big = 64 << 20
+	tests := []struct {
+		name   string
+		write  func(w *bufio.Writer)
+		args   []string
+		maxMB  int64  // peak memory allowed (the race detector's build needs more)
+		stderr string // what it says
+	}{
+		{"endless line", func(w *bufio.Writer) {
+			repeat(w, 'x', big)
+		}, nil, 60, "expected a JSON object, found 'x'"},
+		{"endless string in a record", func(w *bufio.Writer) {
+			w.WriteString(`{"id":1,"updated_at":1,"s":"`)
+			repeat(w, 'a', big)
+		}, nil, 80, "over the 16777216-byte limit"},
+		{"1,000,000 nested [", func(w *bufio.Writer) {
+			w.WriteString(`{"id":1,"updated_at":1,"x":`)
+			repeat(w, '[', 1_000_000)
+			repeat(w, ']', 1_000_000)
+			w.WriteString("}\n")
+		}, nil, 60, "nesting deeper than 10000"},
+		{"1,000,000 distinct tiny keys", func(w *bufio.Writer) {
+			for i := range 1_000_000 {
+				fmt.Fprintf(w, `{"id":%d,"updated_at":%d}`, i, i)
+			}
+		}, nil, 250, ""},
+	}
+	var report []string
+	for _, tt := range tests {
+		srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w := bufio.NewWriterSize(rw, 1<<20)
+			tt.write(w)
+			w.Flush()
+		}))
+		start := time.Now()
+		cmd := exec.Command(binary, append([]string{"tail", "--once", "--idle", "1s", srv.URL + "/"}, tt.args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		srv.Close()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", tt.name, err, stderr.String())
+		}
+		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss >> 10
+		limit := tt.maxMB
+		if raceEnabled {
+			limit *= 3
+		}
+		if peak > limit {
+			t.Errorf("%s: peak %d MB, want at most %d MB", tt.name, peak, limit)
+		}
+		if !strings.Contains(stderr.String(), tt.stderr) {
+			t.Errorf("%s: stderr %q does not say %q", tt.name, stderr.String(), tt.stderr)
+		}
+		report = append(report, fmt.Sprintf("| %s | %d MB | %.1f s |", tt.name, peak, time.Since(start).Seconds()))
+	}
+	t.Log("hostile input, lockstep tail --once:\n| input | peak memory | time |\n|---|---|---|\n" + strings.Join(report, "\n"))
+}
+
+func repeat(w *bufio.Writer, c byte, n int) {
+	chunk := []byte(strings.Repeat(string(c), 64<<10))
+	for n > 0 {
+		k := min(n, len(chunk))
+		w.Write(chunk[:k])
+		n -= k
+	}
+}
