@@ -50,7 +50,7 @@ func TestHostileInput_BoundedMemory(t *testing.T) {
 			w.Flush()
 		}))
 		start := time.Now()
-		cmd := exec.Command(binary, append([]string{"tail", "--once", "--idle", "1s", srv.URL + "/"}, tt.args...)...)
+		cmd := exec.Command(binary, append([]string{"tail", "--once", "--idle", "10s", srv.URL + "/"}, tt.args...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		err := cmd.Run()
