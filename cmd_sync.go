@@ -147,6 +147,10 @@ func runSync(c *cli.Context) error {
 	if s.skipped > 0 {
 		fmt.Fprintf(stderr, "%s: %d bad records skipped\n", out, s.skipped)
 	}
+	if s.follow {
+		wall := time.Since(s.start)
+		fmt.Fprintf(stderr, "%s: %d writes took %.1f%% of %s\n", out, s.writes, 100*s.writing.Seconds()/wall.Seconds(), wall.Round(100*time.Millisecond))
+	}
 	return nil
 }
 
@@ -167,6 +171,8 @@ type syncer struct {
 	cpDirty   bool // the checkpoint differs from the one on disk
 	lastWrite time.Time
 	writeCost time.Duration
+	writing   time.Duration // all writes, for the summary
+	writes    int
 	caughtAt  time.Time
 	contact   time.Time
 
@@ -250,8 +256,8 @@ func (s *syncer) sweep(previous follow.Order) error {
 }
 
 // maybeWrite writes the files if something changed, at most every
-// interval, and less often when writing is slow, so that rewriting a large
-// table takes at most a fifth of the time (4 × the last write's cost).
+// interval, and less often when writing is slow: waiting 6 × the last
+// write's cost keeps rewriting a large table under a fifth of the time.
 func (s *syncer) maybeWrite(force bool) error {
 	// Without --follow the files are written once, when caught up: a run
 	// that fails before that leaves them exactly as they were.
@@ -259,7 +265,7 @@ func (s *syncer) maybeWrite(force bool) error {
 		return nil
 	}
 	if !force {
-		wait := max(s.interval, 4*s.writeCost) - time.Since(s.lastWrite)
+		wait := max(s.interval, 6*s.writeCost) - time.Since(s.lastWrite)
 		if wait > 0 {
 			s.f.Alarm(wait)
 			return nil
@@ -294,6 +300,8 @@ func (s *syncer) write() error {
 	s.cpDirty = false
 	s.lastWrite = time.Now()
 	s.writeCost = s.lastWrite.Sub(start)
+	s.writing += s.writeCost
+	s.writes++
 	return nil
 }
 

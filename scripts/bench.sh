@@ -34,16 +34,15 @@ url="$(grep -o 'http://[^ ]*' "$log")"
 # measure NAME CMD: wall seconds and peak RSS of CMD, best of 3.
 results=()
 measure() {
-	local name=$1 best="" rss=""
+	local name=$1 best="" rss="" cpu=""
 	shift
 	for _ in 1 2 3; do
-		out=$(/usr/bin/time -f '%e %M' bash -c "$*" 2>&1 >/dev/null | tail -1)
-		set -- "$@"
-		local s=${out% *} m=${out#* }
-		if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s rss=$m; fi
+		out=$(/usr/bin/time -f '%e %M %U %S' bash -c "$*" 2>&1 >/dev/null | tail -1)
+		read -r s m u k <<<"$out"
+		if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s rss=$m cpu=$(awk "BEGIN{print $u + $k}"); fi
 	done
-	results+=("$name	$best	$rss")
-	printf '%-44s %7.2f s  %8d KB peak\n' "$name" "$best" "$rss"
+	results+=("$name	$best	$rss	$cpu")
+	printf '%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n' "$name" "$best" "$cpu" "$rss"
 }
 
 echo "$N records, $bytes bytes, from $url"
@@ -55,9 +54,32 @@ measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin
 measure "lockstep sync (restart, nothing new)" "$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
 
 awk -v n="$N" -v bytes="$bytes" -F'\t' '
-	{ t[NR] = $2; m[NR] = $3 }
+	{ t[NR] = $2; m[NR] = $3; c[NR] = $4 }
 	END {
 		printf "\ntail: %.0f records/s, %.1fx faster than curl | jq, %.0f bytes of memory per key\n", n / t[3], t[2] / t[3], m[3] * 1024 / n
 		printf "sync: %.2fx the time of tail --once, peak memory %.2fx the snapshot size\n", t[4] / t[3], m[4] * 1024 / bytes
-		printf "sync restart with nothing new: %.2f s\n", t[5]
+		printf "sync restart with nothing new: %.2f s, %.2f s of cpu\n", t[5], c[5]
 	}' < <(printf '%s\n' "${results[@]}")
+
+# sync --follow on the 1,000,000-record table while it receives 1,000
+# changes a second for 20 s: the share of time spent writing snapshots.
+live="$dir/live.jsonl"
+cp "$data" "$live"
+"$bin" serve --addr 127.0.0.1:0 "$live" 2>"$log.live" &
+liveserver=$!
+trap 'kill $server $liveserver 2>/dev/null; rm -f "$log" "$log.live"' EXIT
+for _ in $(seq 300); do grep -q serving "$log.live" && break; sleep 0.1; done
+liveurl="$(grep -o 'http://[^ ]*' "$log.live")"
+rm -f "$dir"/follow.jsonl*
+"$bin" sync --follow "$liveurl/" --out "$dir/follow.jsonl" 2>"$dir/follow.log" &
+syncer=$!
+for _ in $(seq 600); do [ -s "$dir/follow.jsonl.checkpoint" ] && break; sleep 0.1; done
+awk -v n="$N" 'BEGIN { srand(1); t = 1700000000000 + n
+	for (s = 0; s < 200; s++) {
+		for (i = 0; i < 100; i++) { t++; k = int(rand() * n) + 1
+			printf "{\"id\":%d,\"updated_at\":%.0f,\"deleted_at\":null,\"name\":\"host-%07d\",\"ip\":\"10.9.9.9\",\"port\":%d}\n", k, t, k, s }
+		fflush(); system("sleep 0.1") } }' >>"$live"
+sleep 1
+kill -TERM $syncer
+wait $syncer || true
+echo "sync --follow, 1,000 changes/s for 20 s on $N records: $(tail -1 "$dir/follow.log")"

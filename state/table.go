@@ -55,6 +55,12 @@ type Table struct {
 	slabBytes int64
 	gen       uint32
 	resyncing bool
+
+	// byKey caches the live entries in key order between snapshots: an
+	// update keeps a key's entry, so only inserts and deletes spoil it.
+	sortMu  sync.Mutex
+	byKey   []uint32
+	orderOK bool
 }
 
 // entry locates a key's data in the slabs: the record itself when bytes are
@@ -216,6 +222,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 		if r.Deleted {
 			return OpTombstone
 		}
+		t.orderOK = false
 		t.live++
 		t.liveBytes += int64(len(r.Bytes))
 		return OpInsert
@@ -232,6 +239,9 @@ func (t *Table) Apply(r *follow.Record) Op {
 		return OpNone
 	}
 	wasLive := !e.dead()
+	if wasLive == r.Deleted {
+		t.orderOK = false
+	}
 	if wasLive {
 		t.live--
 		t.liveBytes -= int64(t.recordLen(e))
@@ -329,8 +339,8 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func(key, rec []byte) bool) {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
-		for _, it := range t.sorted() {
-			e := t.entries.at(it.idx)
+		for _, i := range t.sorted() {
+			e := t.entries.at(i)
 			var rec []byte
 			if t.keepBytes {
 				rec = t.data(e)
@@ -342,15 +352,33 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	}
 }
 
+// sortItem is 16 bytes: a snapshot of millions of keys sorts a slice of
+// them, not of the keys.
 type sortItem struct {
 	num uint64 // the key's value when every numeric key is a plain integer
-	key []byte
 	idx uint32
 }
 
-// sorted returns the live keys in snapshot order. Keys that are plain
-// non-negative integers, the common case, sort as machine words.
-func (t *Table) sorted() []sortItem {
+// sorted returns the live entries in snapshot order. Keys that are plain
+// non-negative integers, the common case, sort as machine words. The
+// caller holds a lock; the cache is written under the read lock too,
+// so sortMu keeps two readers from writing it at once.
+func (t *Table) sorted() []uint32 {
+	t.sortMu.Lock()
+	defer t.sortMu.Unlock()
+	if t.orderOK {
+		return t.byKey
+	}
+	items := t.sortItems()
+	t.byKey = t.byKey[:0]
+	for _, it := range items {
+		t.byKey = append(t.byKey, it.idx)
+	}
+	t.orderOK = true
+	return t.byKey
+}
+
+func (t *Table) sortItems() []sortItem {
 	items := make([]sortItem, 0, t.live)
 	fast := true
 	for i := range t.entries.len() {
@@ -359,7 +387,7 @@ func (t *Table) sorted() []sortItem {
 			continue
 		}
 		key := t.key(e)
-		it := sortItem{key: key, idx: uint32(i)}
+		it := sortItem{idx: uint32(i)}
 		if key[0] == '"' {
 			it.num = 1<<64 - 1
 		} else if n, ok := smallUint(key); ok {
@@ -377,10 +405,12 @@ func (t *Table) sorted() []sortItem {
 				}
 				return 1
 			}
-			return CompareKeys(a.key, b.key)
+			return CompareKeys(t.key(t.entries.at(a.idx)), t.key(t.entries.at(b.idx)))
 		})
 	} else {
-		slices.SortFunc(items, func(a, b sortItem) int { return CompareKeys(a.key, b.key) })
+		slices.SortFunc(items, func(a, b sortItem) int {
+			return CompareKeys(t.key(t.entries.at(a.idx)), t.key(t.entries.at(b.idx)))
+		})
 	}
 	return items
 }
