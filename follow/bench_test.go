@@ -2,22 +2,17 @@ package follow
 
 import (
 	"bytes"
-	"fmt"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"testing"
+
+	"github.com/lockstep/lockstep/internal/sample"
 )
 
-// benchStream is n records of about 100 bytes with distinct keys.
-func benchStream(n int) []byte {
-	var b bytes.Buffer
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, `{"id":%d,"updated_at":%d,"deleted_at":null,"name":"host-%07d","ip":"10.%d.%d.%d","port":%d}`+"\n",
-			i, 1700000000000+i, i, i>>16&255, i>>8&255, i&255, 1024+i%50000)
-	}
-	return b.Bytes()
-}
-
 func BenchmarkDecoder(b *testing.B) {
-	data := benchStream(100_000)
+	data := sample.Records(100_000)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -28,6 +23,38 @@ func BenchmarkDecoder(b *testing.B) {
 		}
 		if d.Err() != nil || n != 100_000 {
 			b.Fatalf("n=%d err=%v", n, d.Err())
+		}
+	}
+}
+
+// The keys applied at the cursor must stay cheap when a bulk update gives
+// every record one order value (PROTOCOL 5.1): compare the two.
+func BenchmarkFollower_DistinctOrders(b *testing.B) { benchFollower(b, sample.Records(200_000)) }
+
+func BenchmarkFollower_BulkUpdateOneOrder(b *testing.B) {
+	data := sample.Records(200_000)
+	data = regexp.MustCompile(`"updated_at":\d+`).ReplaceAll(data, []byte(`"updated_at":1700000000000`))
+	benchFollower(b, data)
+}
+
+func benchFollower(b *testing.B, data []byte) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	defer srv.Close()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := New(Config{URL: srv.URL + "/"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		if err := f.Run(context.Background(), func(ev Event) error {
+			if ev.Kind == EventRecord {
+				n++
+			}
+			return nil
+		}); err != nil || n != 200_000 {
+			b.Fatalf("n=%d err=%v", n, err)
 		}
 	}
 }

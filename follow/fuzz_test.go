@@ -6,30 +6,18 @@ import (
 	"errors"
 	"io"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-// seeds adds the files of testdata/fuzz/ whose names start with prefix.
-func seeds(f *testing.F, prefix string) {
-	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", prefix+"*"))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
+	"github.com/lockstep/lockstep/internal/sample"
+)
 
 // FuzzDecoder: no panic; every record is a trimmed slice of the input, an
 // object that encoding/json accepts, whose key and order fields are what
 // encoding/json finds; and cutting the input anywhere changes nothing.
 func FuzzDecoder(f *testing.F) {
-	seeds(f, "decoder")
+	sample.FuzzSeeds(f, "decoder")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		whole := decodeAll(bytes.NewReader(in), DecoderOptions{MaxRecordSize: 1 << 16}, true)
 		var keys []string
@@ -66,7 +54,7 @@ func FuzzDecoder(f *testing.F) {
 
 // FuzzParseRecord: the field extraction agrees with encoding/json.
 func FuzzParseRecord(f *testing.F) {
-	seeds(f, "decoder")
+	sample.FuzzSeeds(f, "decoder")
 	f.Add([]byte(`{"id":1,"updated_at":2,"deleted_at":null}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := ParseRecord(in, DecoderOptions{})

@@ -6,23 +6,13 @@ import (
 	"testing"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/internal/sample"
 )
-
-func seeds(f *testing.F, prefix string) {
-	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", prefix+"*"))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
 
 // FuzzReadSnapshot: any file either loads or is refused; one that loads is
 // exactly what WriteSnapshot writes for the table it gave.
 func FuzzReadSnapshot(f *testing.F) {
-	seeds(f, "snapshot")
+	sample.FuzzSeeds(f, "snapshot")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "s.jsonl")
@@ -44,7 +34,7 @@ func FuzzReadSnapshot(f *testing.F) {
 // FuzzReadCheckpoint: any file either loads or is refused; one that loads
 // writes back to a file that loads the same.
 func FuzzReadCheckpoint(f *testing.F) {
-	seeds(f, "checkpoint")
+	sample.FuzzSeeds(f, "checkpoint")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "c")

@@ -1,12 +1,15 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/internal/sample"
 )
 
 func record(t testing.TB, s string) *follow.Record {
@@ -202,6 +205,47 @@ func TestTable_CompactionKeepsRecords(t *testing.T) {
 					t.Fatalf("key %d: %.80s", k, got)
 				}
 			}
+		}
+	}
+}
+
+func BenchmarkTable_Apply(b *testing.B) {
+	for _, mk := range []struct {
+		name string
+		new  func() *Table
+	}{{"Table", NewTable}, {"Index", NewIndex}} {
+		b.Run(mk.name, func(b *testing.B) {
+			d := follow.NewDecoder(bytes.NewReader(sample.Records(200_000)), follow.DecoderOptions{})
+			var recs []follow.Record
+			for d.Next() {
+				r := *d.Record()
+				r.Bytes = bytes.Clone(r.Bytes)
+				rr, _ := follow.ParseRecord(r.Bytes, follow.DecoderOptions{})
+				recs = append(recs, rr)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				tb := mk.new()
+				for i := range recs {
+					tb.Apply(&recs[i])
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+		})
+	}
+}
+
+func BenchmarkTable_WriteSnapshot(b *testing.B) {
+	tb := NewTable()
+	d := follow.NewDecoder(bytes.NewReader(sample.Records(200_000)), follow.DecoderOptions{})
+	for d.Next() {
+		tb.Apply(d.Record())
+	}
+	path := filepath.Join(b.TempDir(), "s.jsonl")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tb.WriteSnapshot(path, 0o644); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
