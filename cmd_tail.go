@@ -60,8 +60,6 @@ func runTail(c *cli.Context) error {
 		return usageError{fmt.Errorf("tail: %w", err)}
 	}
 	fields := cfg.Fields
-	// follow.New filled in the defaults.
-	fields.Key, fields.OrderBy, fields.Deleted = c.String("key"), c.String("order-by"), c.String("deleted-field")
 	name := "tail " + f.Endpoint()
 
 	cpPath := c.String("checkpoint")

@@ -58,6 +58,11 @@ var connFlags = []cli.Flag{
 // followConfig builds a follow.Config from the shared flags.
 func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Config, error) {
 	var cfg follow.Config
+	for _, name := range []string{"key", "order-by", "deleted-field"} {
+		if c.String(name) == "" {
+			return cfg, usagef("--%s: a field name cannot be empty", name)
+		}
+	}
 	maxSize, err := parseSize(c.String("max-record-size"))
 	if err != nil {
 		return cfg, usagef("--max-record-size: %v", err)

@@ -47,9 +47,14 @@ func newEndpoint(rawURL, sinceParam, user string, header http.Header) (*endpoint
 		e.pass, _ = u.User.Password()
 		e.hasAuth = true
 		// Remove the userinfo from the template itself, by position, so
-		// that no request or message can carry it.
-		at := strings.Index(rawURL, "@")
+		// that no request or message can carry it. The authority ends at
+		// the first / ? or #; its last @ ends the userinfo.
 		scheme := strings.Index(rawURL, "://") + 3
+		authority := rawURL[scheme:]
+		if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+			authority = authority[:end]
+		}
+		at := scheme + strings.LastIndex(authority, "@")
 		rawURL = rawURL[:scheme] + rawURL[at+1:]
 	}
 	if user != "" {

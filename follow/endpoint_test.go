@@ -26,6 +26,7 @@ func TestEndpoint_URL(t *testing.T) {
 		{"TemplateInPath", "http://h/v1/{since}/servers", "", "998", "http://h/v1/998/servers"},
 		{"TemplateWinsOverParam", "http://h/s?from={since}", "since", "7", "http://h/s?from=7"},
 		{"UserinfoRemoved", "http://u:p@h/s/", "", "1", "http://h/s/1"},
+		{"UserinfoRemovedAtInPath", "http://u:p%40x@h/s/@me", "", "1", "http://h/s/@me/1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
