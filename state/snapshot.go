@@ -56,6 +56,13 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) error {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
+	// Into an empty table, the checked order makes every key new and the
+	// entries come in key order: no look-ups, and no sort before the next
+	// write.
+	fresh := t.entries.len() == 0
+	if fresh {
+		defer t.indexNew()
+	}
 	var prev []byte
 	for line := 1; ; line++ {
 		b, err := readLine(br)
@@ -81,7 +88,11 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) error {
 		if prev != nil && CompareKeys(prev, rec.Key) >= 0 {
 			return &SnapshotError{path, line, fmt.Sprintf("key %s is not after %s (duplicate or out of order)", rec.Key, prev)}
 		}
-		t.Apply(&rec)
+		if fresh {
+			t.appendNew(&rec)
+		} else {
+			t.Apply(&rec)
+		}
 		prev = append(prev[:0], rec.Key...)
 	}
 }

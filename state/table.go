@@ -61,6 +61,8 @@ type Table struct {
 	sortMu  sync.Mutex
 	byKey   []uint32
 	orderOK bool
+
+	pending []uint32 // tags of the entries appendNew added, not yet indexed
 }
 
 // entry locates a key's data in the slabs: the record itself when bytes are
@@ -261,6 +263,31 @@ func (t *Table) Apply(r *follow.Record) Op {
 		return OpUpdate
 	}
 	return OpInsert
+}
+
+// appendNew adds a live record whose key is known to be new and to sort
+// after every key in the table, leaving it out of the index: indexNew
+// indexes such records all at once.
+func (t *Table) appendNew(r *follow.Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var e entry
+	e.setGen(t.gen)
+	t.put(&e, r)
+	i := t.entries.append(e)
+	t.pending = append(t.pending, uint32(r.KeyHash()))
+	t.live++
+	t.liveBytes += int64(len(r.Bytes))
+	t.byKey = append(t.byKey, i)
+	t.orderOK = t.live == len(t.byKey)
+}
+
+// indexNew indexes the records appendNew added.
+func (t *Table) indexNew() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.index.InsertAll(t.pending, uint32(t.entries.len()-len(t.pending)))
+	t.pending = nil
 }
 
 func (t *Table) recordLen(e *entry) int {

@@ -65,9 +65,64 @@ func (x *Index) place(tag uint32, i uint32) {
 	x.slots[p] = uint64(tag)<<32 | uint64(i+1)
 }
 
-func (x *Index) grow() {
+// InsertAll inserts entries first, first+1, … under tags[0], tags[1], ….
+// It places them in the order of their home slots, so that building the
+// index of a large table writes memory in sequence instead of at random,
+// which costs a cache miss per key.
+func (x *Index) InsertAll(tags []uint32, first uint32) {
+	x.Reserve(x.n + len(tags))
+	m := x.mask()
+	bits := 0
+	for 1<<bits <= int(m) {
+		bits++
+	}
+	// Sort by home slot: an LSD radix sort in 11-bit digits.
+	keys := make([]uint64, len(tags))
+	for i, tag := range tags {
+		keys[i] = uint64(tag&m)<<32 | uint64(i)
+	}
+	tmp := make([]uint64, len(keys))
+	for shift := 32; shift < 32+bits; shift += 11 {
+		var count [1 << 11]int
+		for _, k := range keys {
+			count[k>>shift&(1<<11-1)]++
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, k := range keys {
+			d := k >> shift & (1<<11 - 1)
+			tmp[count[d]] = k
+			count[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for _, k := range keys {
+		i := uint32(k)
+		x.place(tags[i], first+i)
+	}
+	x.n += len(tags)
+}
+
+// Reserve makes room for n entries in all, so that inserting them does not
+// grow the index again.
+func (x *Index) Reserve(n int) {
+	size := max(minSlots, len(x.slots))
+	for 3*size < 4*n {
+		size *= 2
+	}
+	if size > len(x.slots) {
+		x.resize(size)
+	}
+}
+
+func (x *Index) grow() { x.resize(max(minSlots, 2*len(x.slots))) }
+
+func (x *Index) resize(size int) {
 	old := x.slots
-	x.slots = make([]uint64, max(minSlots, 2*len(old)))
+	x.slots = make([]uint64, size)
 	for _, s := range old {
 		if s != 0 {
 			x.place(uint32(s>>32), uint32(s)-1)

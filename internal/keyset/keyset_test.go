@@ -81,3 +81,26 @@ func TestSet(t *testing.T) {
 		}
 	}
 }
+
+func TestIndex_InsertAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var x Index
+	x.Insert(7, 0)
+	tags := make([]uint32, 50_000)
+	for i := range tags {
+		tags[i] = rng.Uint32()
+	}
+	tags[10] = 7 // shares a tag with entry 0
+	x.InsertAll(tags, 1)
+	if x.Len() != len(tags)+1 {
+		t.Fatalf("Len %d", x.Len())
+	}
+	for i, tag := range tags {
+		if _, _, ok := x.Find(tag, func(j uint32) bool { return j == uint32(i)+1 }); !ok {
+			t.Fatalf("entry %d lost", i+1)
+		}
+	}
+	if _, _, ok := x.Find(7, func(j uint32) bool { return j == 0 }); !ok {
+		t.Fatal("entry 0 lost")
+	}
+}
