@@ -72,7 +72,7 @@ func runServe(c *cli.Context) error {
 		cancel()
 	}()
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(c.App.ErrWriter, "lockstep: serving %s on http://%s/\n", path, ln.Addr())
+	fmt.Fprintf(c.App.ErrWriter, "lockstep: serving %s (%d records) on http://%s/\n", path, srv.Len(), ln.Addr())
 	go func() {
 		<-ctx.Done()
 		srv.Close()

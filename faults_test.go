@@ -327,3 +327,23 @@ func TestTail_ResyncInfersTombstones(t *testing.T) {
 		t.Fatalf("stderr:\n%s", stderr.String())
 	}
 }
+
+// --insecure works and says so, every run; --private makes files 0600.
+func TestInsecureAndPrivate(t *testing.T) {
+	srv := followtest.NewUnstartedServer(faultRecords()[:3]...)
+	srv.Finite = true
+	srv.StartTLS()
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	for range 2 {
+		r := lockstep(t, "sync", "--insecure", "--private", srv.URL+"/", "--out", out)
+		if r.code != 0 || !strings.Contains(r.stderr, "warning: --insecure") {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+	}
+	for _, f := range []string{out, out + ".checkpoint"} {
+		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, st.Mode(), err)
+		}
+	}
+}
