@@ -302,7 +302,8 @@ func (f *Follower) classify(err error) (time.Duration, bool) {
 		return ra.after, true
 	}
 	var bad *BadRecordError
-	if errors.As(err, &bad) || errors.Is(err, errPermanent) || errors.Is(err, ErrGone) {
+	var perm permanentError
+	if errors.As(err, &bad) || errors.As(err, &perm) || errors.Is(err, ErrGone) {
 		return 0, false
 	}
 	ceiling := backoffMin << min(f.attempt, 20)
@@ -314,7 +315,11 @@ func (f *Follower) classify(err error) (time.Duration, bool) {
 	return time.Duration(f.rnd.Int64N(int64(ceiling)) + 1), true
 }
 
-var errPermanent = errors.New("permanent")
+// permanentError marks an error that no retry can fix, without changing
+// its message.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
 
 type retryAfterError struct {
 	StatusError
@@ -419,7 +424,7 @@ func (p *pass) run(ctx context.Context) error {
 	f.floor = append(f.floor[:0], f.cursor...)
 	req, err := f.ep.request(ctx, cursor)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
+		return permanentError{err}
 	}
 	display := Redact(req.URL.String())
 	if f.ep.hasAuth {
@@ -491,7 +496,7 @@ func (p *pass) run(ctx context.Context) error {
 
 func (p *pass) badRecord(err error) error {
 	if !p.f.cfg.SkipBadRecords {
-		return fmt.Errorf("%w: %w", errPermanent, err)
+		return permanentError{err}
 	}
 	return p.emit(Event{Kind: EventBadRecord, Err: err})
 }
@@ -519,7 +524,7 @@ func (p *pass) transportError(ctx context.Context, display string, err error) er
 		return fmt.Errorf("%s: TLS certificate not trusted: %v (pass --cacert FILE to trust its CA)", display, err)
 	}
 	if strings.Contains(err.Error(), "redirects") {
-		return fmt.Errorf("%w: %s: %v", errPermanent, display, err)
+		return permanentError{fmt.Errorf("%s: %v", display, err)}
 	}
 	return fmt.Errorf("%s: %w", display, err)
 }

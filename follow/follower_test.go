@@ -395,6 +395,9 @@ func TestFollower_BadRecord(t *testing.T) {
 	if !errors.As(r.err, &bad) || bad.Offset != int64(len(rec(1, 1))) || !strings.Contains(bad.Endpoint, "u:***@") {
 		t.Fatalf("err %v, want a BadRecordError at byte %d naming the redacted endpoint", r.err, len(rec(1, 1)))
 	}
+	if !strings.HasPrefix(r.err.Error(), "bad record at byte") {
+		t.Fatalf("message %q", r.err)
+	}
 	if strings.Contains(r.err.Error(), "hunter2") {
 		t.Fatalf("error shows the password: %v", r.err)
 	}
