@@ -53,9 +53,10 @@ func runDump(c *cli.Context) error {
 	arg := c.Args().First()
 	stdout := c.App.Writer
 	var (
-		table *state.Table
-		name  string
-		err   error
+		table  *state.Table
+		name   string
+		err    error
+		fields = follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
 	)
 	if strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://") {
 		if c.IsSet("max-age") {
@@ -64,12 +65,11 @@ func runDump(c *cli.Context) error {
 		table, name, err = dumpURL(c, arg)
 	} else {
 		name = "dump " + arg
-		table, err = dumpFile(c, arg)
+		table, err = dumpFile(c, arg, &fields)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fields := follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
 	recs := make([][]byte, 0, table.Len())
 	for _, rec := range table.All() {
 		recs = append(recs, rec)
@@ -99,15 +99,27 @@ func runDump(c *cli.Context) error {
 	return err
 }
 
-func dumpFile(c *cli.Context, path string) (*state.Table, error) {
-	fields := follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
+// dumpFile loads a snapshot. Field names not given as flags come from its
+// checkpoint, which knows the ones sync used.
+func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*state.Table, error) {
+	cp, cpErr := state.ReadCheckpoint(state.CheckpointPath(path))
+	if cpErr == nil {
+		for _, f := range []struct {
+			flag     string
+			field    *string
+			recorded string
+		}{{"key", &fields.Key, cp.Key}, {"order-by", &fields.OrderBy, cp.OrderBy}, {"deleted-field", &fields.Deleted, cp.Deleted}} {
+			if !c.IsSet(f.flag) && f.recorded != "" {
+				*f.field = f.recorded
+			}
+		}
+	}
 	if maxAge := c.Duration("max-age"); maxAge > 0 {
-		cp, err := state.ReadCheckpoint(state.CheckpointPath(path))
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(cpErr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no checkpoint %s, so its age is unknown (--max-age)", state.CheckpointPath(path))
 		}
-		if err != nil {
-			return nil, err
+		if cpErr != nil {
+			return nil, cpErr
 		}
 		if cp.CaughtUpAt.IsZero() {
 			return nil, fmt.Errorf("the replica has never caught up (--max-age %s)", maxAge)
@@ -118,7 +130,7 @@ func dumpFile(c *cli.Context, path string) (*state.Table, error) {
 		}
 	}
 	t := state.NewTable()
-	if err := t.ReadSnapshot(path, fields); err != nil {
+	if err := t.ReadSnapshot(path, *fields); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -482,3 +482,22 @@ func (l *lines) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Other field names, end to end; dump FILE takes them from the checkpoint.
+func TestCustomFieldNames(t *testing.T) {
+	dir := t.TempDir()
+	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "r.jsonl")
+	writeFile(t, src, `{"k":"b","v":"2024-01-02","gone":null}`+"\n", `{"k":"a","v":"2024-01-01"}`+"\n", `{"k":"c","v":"2024-01-03","gone":"2024-01-03"}`+"\n")
+	url := serve(t, src, "--finite", "--key", "k", "--order-by", "v", "--deleted-field", "gone")
+	r := lockstep(t, "sync", "--key", "k", "--order-by", "v", "--deleted-field", "gone", url+"/", "--out", out)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	want := `{"k":"a","v":"2024-01-01"}` + "\n" + `{"k":"b","v":"2024-01-02","gone":null}` + "\n"
+	if got := lockstep(t, "dump", out); got.stdout != want {
+		t.Fatalf("dump: %q %s", got.stdout, got.stderr)
+	}
+	if !strings.Contains(readFile(t, out+".checkpoint"), `"cursor": "2024-01-02"`) {
+		t.Fatalf("checkpoint: %s", readFile(t, out+".checkpoint"))
+	}
+}

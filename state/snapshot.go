@@ -42,7 +42,7 @@ type SnapshotError struct {
 }
 
 func (e *SnapshotError) Error() string {
-	return fmt.Sprintf("%s:%d: damaged snapshot: %s (fix or remove the file, or use --resync to rebuild it)", e.Path, e.Line, e.Reason)
+	return fmt.Sprintf("%s:%d: damaged snapshot: %s (fix or remove it, or rebuild it with lockstep sync --resync)", e.Path, e.Line, e.Reason)
 }
 
 // ReadSnapshot loads the snapshot at path into t, which should be empty,
