@@ -96,13 +96,7 @@ func TestSync_FolderDisappears(t *testing.T) {
 	srv.Heartbeat = 50 * time.Millisecond
 	srv.Start()
 	defer srv.Close()
-	cmd := exec.Command(binary, "sync", "--follow", "--flush-interval", "50ms", "--idle", "200ms", srv.URL+"/", "--out", out)
-	var stderr lines
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, _, stderr := start(t, "sync", "--follow", "--flush-interval", "50ms", "--idle", "200ms", srv.URL+"/", "--out", out)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(out + ".checkpoint"); err == nil {
 			break

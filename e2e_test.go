@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,24 @@ func lockstep(t *testing.T, args ...string) result {
 		t.Fatal(err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// start runs lockstep in the background and returns its stdout and
+// stderr; the process is killed when the test ends.
+func start(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser, *lines) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lines{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stdout, stderr
 }
 
 // serve starts `lockstep serve` on a free port and returns its base URL.
@@ -146,14 +165,7 @@ func TestTail_LiveChangesAndDeletions(t *testing.T) {
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 10), line(2, 11))
 	url := serve(t, src)
-	cmd := exec.Command(binary, "tail", url+"/")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	_, stdout, stderr := start(t, "tail", url+"/")
 	lines := make(chan string, 10)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -221,13 +233,7 @@ func TestTail_ReaderGoneExitsZero(t *testing.T) {
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 10), line(2, 11))
 	url := serve(t, src)
-	cmd := exec.Command(binary, "tail", url+"/")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := start(t, "tail", url+"/")
 	br := bufio.NewReader(stdout)
 	if l, err := br.ReadString('\n'); err != nil || l != line(1, 10) {
 		t.Fatalf("first line %q %v", l, err)
@@ -237,7 +243,7 @@ func TestTail_ReaderGoneExitsZero(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil || stderr.Len() != 0 {
+		if err != nil || stderr.String() != "" {
 			t.Fatalf("exit %v, stderr %q", err, stderr.String())
 		}
 	case <-time.After(5 * time.Second):
@@ -353,11 +359,7 @@ func TestSync_SecondRunFailsAtOnce(t *testing.T) {
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "s.jsonl")
 	writeFile(t, src, line(1, 1))
 	url := serve(t, src)
-	first := exec.Command(binary, "sync", "--follow", url+"/", "--out", out)
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer first.Process.Kill()
+	first, _, _ := start(t, "sync", "--follow", url+"/", "--out", out)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(out + ".checkpoint"); err == nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -288,14 +287,7 @@ func TestTail_ResyncInfersTombstones(t *testing.T) {
 	srv.Heartbeat = 50 * time.Millisecond
 	srv.Start()
 	defer srv.Close()
-	cmd := exec.Command(binary, "tail", srv.URL+"/s/")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr lines
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	_, stdout, stderr := start(t, "tail", srv.URL+"/s/")
 	sc := bufio.NewScanner(stdout)
 	for range 5 {
 		if !sc.Scan() {
