@@ -259,3 +259,28 @@ func TestLock(t *testing.T) {
 		t.Fatalf("WaitLock after unlock: %v", err)
 	}
 }
+
+// The key order cached by a snapshot load must not outlive a sweep.
+func TestSnapshot_LoadThenSweep(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	os.WriteFile(path, []byte(live(1, 1)+"\n"+live(2, 2)+"\n"+live(3, 3)+"\n"), 0o644)
+	tb := NewTable()
+	if err := tb.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpTable(tb); got != live(1, 1)+"\n"+live(2, 2)+"\n"+live(3, 3) {
+		t.Fatalf("loaded:\n%s", got)
+	}
+	tb.BeginResync()
+	tb.Apply(record(t, live(2, 2)))
+	if _, err := tb.EndResync(1); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpTable(tb); got != live(2, 2) {
+		t.Fatalf("after the sweep:\n%s", got)
+	}
+	tb.Apply(record(t, live(0, 5)))
+	if got := dumpTable(tb); got != live(0, 5)+"\n"+live(2, 2) {
+		t.Fatalf("after an insert:\n%s", got)
+	}
+}

@@ -318,6 +318,7 @@ func (t *Table) remove(i uint32) {
 	}
 	*t.entries.at(i) = entry{meta: metaFree}
 	t.free = append(t.free, i)
+	t.orderOK = false
 }
 
 // maybeCompact copies live data to fresh slabs once garbage outweighs it,
