@@ -188,6 +188,7 @@ func (s *syncer) handle(ev follow.Event) error {
 	switch ev.Kind {
 	case follow.EventConnected:
 		s.contact = time.Now()
+		forgetTombstones(s.f, s.table)
 	case follow.EventRecord:
 		switch s.table.Apply(ev.Record) {
 		case state.OpInsert:

@@ -141,6 +141,7 @@ func (t *tailer) handle(ev follow.Event) error {
 	switch ev.Kind {
 	case follow.EventConnected:
 		t.contact = time.Now()
+		forgetTombstones(t.f, t.table)
 	case follow.EventRecord:
 		op := t.table.Apply(ev.Record)
 		if op == state.OpNone {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 )
@@ -175,4 +176,15 @@ func roundDelay(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+// forgetTombstones bounds the tombstones a long-running follower remembers:
+// once they outnumber both the live records and 10,000, those below the
+// cursor just asked for, which can no longer matter, are dropped.
+func forgetTombstones(f *follow.Follower, t *state.Table) {
+	if f.Resyncing() || t.Tombstones() <= max(10_000, t.Len()) {
+		return
+	}
+	cur, _ := f.Cursor()
+	t.ForgetTombstones(cur)
 }

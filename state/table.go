@@ -265,6 +265,32 @@ func (t *Table) Apply(r *follow.Record) Op {
 	return OpInsert
 }
 
+// Tombstones is the number of deleted keys the table remembers.
+func (t *Table) Tombstones() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.entries.len() - len(t.free) - t.live
+}
+
+// ForgetTombstones drops the remembered tombstones whose order value is
+// below the given one, and returns how many it dropped. It is safe once no
+// record below that order can arrive: a Follower drops whatever lies below
+// the cursor it asked for, so at EventConnected (outside a resync) its
+// Cursor is such a value.
+func (t *Table) ForgetTombstones(below follow.Order) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for i := range t.entries.len() {
+		e := t.entries.at(uint32(i))
+		if e.dead() && !e.isFree() && follow.CompareOrder(t.order(e), []byte(below)) < 0 {
+			t.remove(uint32(i))
+			n++
+		}
+	}
+	return n
+}
+
 // appendNew adds a live record whose key is known to be new and to sort
 // after every key in the table, leaving it out of the index: indexNew
 // indexes such records all at once.

@@ -93,6 +93,31 @@ func TestTable_Transitions(t *testing.T) {
 	}
 }
 
+func TestTable_ForgetTombstones(t *testing.T) {
+	tb := NewTable()
+	for _, s := range []string{live(1, 1), live(2, 2), dead(1, 10), dead(2, 20), dead(3, 30), live(4, 40)} {
+		tb.Apply(record(t, s))
+	}
+	if n := tb.Tombstones(); n != 3 {
+		t.Fatalf("Tombstones %d, want 3", n)
+	}
+	if n := tb.ForgetTombstones("20"); n != 1 || tb.Tombstones() != 2 || tb.Len() != 1 {
+		t.Fatalf("forgot %d; %d left, Len %d", n, tb.Tombstones(), tb.Len())
+	}
+	// Key 2's tombstone (20) is still there: a stale update stays out.
+	if op := tb.Apply(record(t, live(2, 15))); op != OpNone {
+		t.Fatalf("stale update after a kept tombstone: %s", op)
+	}
+	// Key 1's is gone: the table takes what comes, as a follower lets
+	// nothing below its cursor through.
+	if op := tb.Apply(record(t, live(1, 25))); op != OpInsert {
+		t.Fatalf("key 1 after its tombstone was forgotten: %s", op)
+	}
+	if got := dumpTable(tb); got != live(1, 25)+"\n"+live(4, 40) {
+		t.Fatalf("table:\n%s", got)
+	}
+}
+
 func TestTable_Get(t *testing.T) {
 	tb := NewTable()
 	tb.Apply(record(t, live(1, 10, `,"x":"y"`)))
