@@ -203,7 +203,7 @@ func (t *tailer) sweep(previous follow.Order) error {
 		}
 	}
 	if len(removed) > 0 {
-		fmt.Fprintf(t.stderr, "lockstep: resync: %d keys were not sent again; printed as inferred tombstones\n", len(removed))
+		fmt.Fprintf(t.stderr, "lockstep: resync: the endpoint no longer has %d of the keys printed before; printed them as inferred tombstones\n", len(removed))
 	}
 	if previous != "" && cur.Compare(previous) < 0 {
 		fmt.Fprintf(t.stderr, "lockstep: resync: cursor moved back from %s to %s (was the endpoint restored or reset?)\n", previous.Param(), cur.Param())

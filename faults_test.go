@@ -315,7 +315,7 @@ func TestTail_ResyncInfersTombstones(t *testing.T) {
 	for !strings.Contains(stderr.String(), "printed as inferred tombstones") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(stderr.String(), "full resync") || !strings.Contains(stderr.String(), "1 keys were not sent again") {
+	if !strings.Contains(stderr.String(), "full resync") || !strings.Contains(stderr.String(), "no longer has 1 of the keys") {
 		t.Fatalf("stderr:\n%s", stderr.String())
 	}
 }
