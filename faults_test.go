@@ -312,7 +312,7 @@ func TestTail_ResyncInfersTombstones(t *testing.T) {
 		t.Fatalf("no inferred tombstone; stderr:\n%s", stderr.String())
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(stderr.String(), "printed as inferred tombstones") && time.Now().Before(deadline) {
+	for !strings.Contains(stderr.String(), "as inferred tombstones") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !strings.Contains(stderr.String(), "full resync") || !strings.Contains(stderr.String(), "no longer has 1 of the keys") {
