@@ -370,15 +370,28 @@ func TestSync_SecondRunFailsAtOnce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	start := time.Now()
+	began := time.Now()
 	r := lockstep(t, "sync", url+"/", "--out", out)
-	if r.code != 1 || !strings.Contains(r.stderr, "another lockstep sync") || !strings.Contains(r.stderr, "--wait") || time.Since(start) > 5*time.Second {
-		t.Fatalf("second sync: exit %d after %s: %s", r.code, time.Since(start), r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "another lockstep sync") || !strings.Contains(r.stderr, "--wait") || time.Since(began) > 5*time.Second {
+		t.Fatalf("second sync: exit %d after %s: %s", r.code, time.Since(began), r.stderr)
 	}
-	// SIGTERM: the follower writes what it applied and exits 0.
+	// --wait waits for the lock instead; SIGINT makes the follower write
+	// what it applied, exit 0 and release it.
+	waiter, _, waitErr := start(t, "sync", "--wait", url+"/", "--out", out)
+	time.Sleep(300 * time.Millisecond)
 	first.Process.Signal(os.Interrupt)
 	if err := first.Wait(); err != nil {
 		t.Fatalf("sync --follow after SIGINT: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- waiter.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(waitErr.String(), "1 records") {
+			t.Fatalf("sync --wait: %v %s", err, waitErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("sync --wait still waiting after the lock was released")
 	}
 }
 
