@@ -99,7 +99,7 @@ func TestSync_CrashAnywhere(t *testing.T) {
 		checkWhole(t, i, out, hist)
 		// Retries and resyncs are fair; anything that says the data or the
 		// files went wrong is not.
-		if m := regexp.MustCompile(`panic|bad record|damaged|written for|race`).FindString(stderr.String()); m != "" {
+		if m := regexp.MustCompile(`panic|bad record|damaged|written for|DATA RACE`).FindString(stderr.String()); m != "" {
 			t.Fatalf("kill %d: sync said %q: %s", i, m, stderr.String())
 		}
 	}
