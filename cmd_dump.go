@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+
 	"os"
 	"slices"
 	"strconv"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/fatih/color"
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/state"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -102,24 +103,26 @@ func runDump(c *cli.Context) error {
 // dumpFile loads a snapshot. Field names not given as flags come from its
 // checkpoint, which knows the ones sync used.
 func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*state.Table, error) {
-	cp, cpErr := state.ReadCheckpoint(state.CheckpointPath(path))
-	if cpErr == nil {
-		for _, f := range []struct {
-			flag     string
-			field    *string
-			recorded string
-		}{{"key", &fields.Key, cp.Key}, {"order-by", &fields.OrderBy, cp.OrderBy}, {"deleted-field", &fields.Deleted, cp.Deleted}} {
-			if !c.IsSet(f.flag) && f.recorded != "" {
-				*f.field = f.recorded
+	t, cp, err := replica.ReadFile(path, func(cp *state.Checkpoint) follow.DecoderOptions {
+		if cp != nil {
+			for _, f := range []struct {
+				flag     string
+				field    *string
+				recorded string
+			}{{"key", &fields.Key, cp.Key}, {"order-by", &fields.OrderBy, cp.OrderBy}, {"deleted-field", &fields.Deleted, cp.Deleted}} {
+				if !c.IsSet(f.flag) && f.recorded != "" {
+					*f.field = f.recorded
+				}
 			}
 		}
+		return *fields
+	})
+	if err != nil {
+		return nil, storeAdvice(err, "lockstep sync --resync to rebuild it")
 	}
 	if maxAge := c.Duration("max-age"); maxAge > 0 {
-		if errors.Is(cpErr, fs.ErrNotExist) {
+		if cp == nil {
 			return nil, fmt.Errorf("no checkpoint %s, so its age is unknown (--max-age)", state.CheckpointPath(path))
-		}
-		if cpErr != nil {
-			return nil, cpErr
 		}
 		if cp.CaughtUpAt.IsZero() {
 			return nil, fmt.Errorf("the replica has never caught up (--max-age %s)", maxAge)
@@ -129,41 +132,28 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 				age.Round(time.Second), cp.CaughtUpAt.Format(time.RFC3339), maxAge)
 		}
 	}
-	t := state.NewTable()
-	if err := t.ReadSnapshot(path, *fields); err != nil {
-		return nil, err
-	}
 	return t, nil
 }
 
 func dumpURL(c *cli.Context, rawURL string) (*state.Table, string, error) {
-	cfg, err := followConfig(c, rawURL, c.App.ErrWriter)
+	fcfg, err := followConfig(c, rawURL, c.App.ErrWriter)
 	if err != nil {
 		return nil, "", err
 	}
-	cfg.SkipBadRecords = c.String("on-bad-record") != "fail"
-	f, err := follow.New(cfg)
+	table := state.NewTable()
+	p := &progress{w: c.App.ErrWriter}
+	e, err := replica.New(c.Context, replica.Config{
+		Follow: fcfg, Table: replica.Memory(table),
+		MaxDelete: 1, BadRecords: badRecords(c), Notify: p.notice,
+	})
 	if err != nil {
 		return nil, "", usageError{fmt.Errorf("dump: %w", err)}
 	}
-	table := state.NewTable()
-	warn := c.String("on-bad-record") == "warn"
-	err = f.Run(c.Context, func(ev follow.Event) error {
-		switch ev.Kind {
-		case follow.EventRecord:
-			table.Apply(ev.Record)
-		case follow.EventRetry:
-			fmt.Fprintf(c.App.ErrWriter, "lockstep: retrying in %s: %v\n", roundDelay(ev.Delay), ev.Err)
-		case follow.EventResync:
-			table = state.NewTable()
-		case follow.EventBadRecord:
-			if warn {
-				fmt.Fprintf(c.App.ErrWriter, "lockstep: warning: skipped %v\n", ev.Err)
-			}
-		}
-		return nil
-	})
-	return table, "dump " + f.Endpoint(), err
+	name := "dump " + e.Endpoint()
+	if err := e.Run(c.Context); err != nil {
+		return nil, name, runAdvice(c, err)
+	}
+	return table, name, nil
 }
 
 // writeTable prints records as aligned columns: the key and the order value

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/state"
 	"github.com/urfave/cli/v2"
 )
@@ -30,7 +30,10 @@ Examples:
 	Flags: append(append([]cli.Flag{
 		&cli.StringFlag{Name: "since", Usage: "start from this cursor instead of 0", EnvVars: env("since")},
 		&cli.BoolFlag{Name: "once", Usage: "exit 0 once caught up", EnvVars: env("once")},
-		&cli.StringFlag{Name: "checkpoint", Usage: "resume from the cursor kept in `FILE`, and keep it current", EnvVars: env("checkpoint")},
+		&cli.StringFlag{Name: "checkpoint", Usage: "resume from the cursor kept in `FILE` (a tail cursor file, locked while tail runs), and keep it current", EnvVars: env("checkpoint")},
+		&cli.BoolFlag{Name: "wait", Usage: "with --checkpoint: wait for another tail's lock instead of failing", EnvVars: env("wait")},
+		&cli.BoolFlag{Name: "private", Usage: "with --checkpoint: create the file 0600", EnvVars: env("private")},
+		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would infer tombstones for more than this share of 100+ keys", EnvVars: env("max-delete")},
 		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text, or auto (text on a terminal)", EnvVars: env("format"), Category: "Output",
 			Action: oneOf("format", "auto", "json", "text")},
 		colorFlag,
@@ -45,48 +48,26 @@ func runTail(c *cli.Context) error {
 		return err
 	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
-	cfg, err := followConfig(c, rawURL, stderr)
+	maxDelete, err := parseShare(c.String("max-delete"))
+	if err != nil {
+		return usagef("--max-delete: %v", err)
+	}
+	fcfg, err := followConfig(c, rawURL, stderr)
 	if err != nil {
 		return err
 	}
-	cfg.Follow = !c.Bool("once")
-	onBad := c.String("on-bad-record")
-	cfg.SkipBadRecords = onBad != "fail"
-	if c.IsSet("since") {
-		cfg.Since = follow.ParseOrder(c.String("since"))
-	}
-	f, err := follow.New(cfg)
+	fcfg.Follow = !c.Bool("once")
+	probe, err := follow.New(fcfg)
 	if err != nil {
 		return usageError{fmt.Errorf("tail: %w", err)}
 	}
-	fields := cfg.Fields
-	name := "tail " + f.Endpoint()
-
-	cpPath := c.String("checkpoint")
-	if cpPath != "" {
-		cp, err := state.ReadCheckpoint(cpPath)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return fmt.Errorf("%s: %w", name, err)
-		default:
-			if err := cp.Check(f.Endpoint(), fields); err != nil {
-				return fmt.Errorf("%s: %s: %w (remove it to start over)", name, cpPath, err)
-			}
-			if !c.IsSet("since") {
-				cfg.Since, cfg.SinceKeys = cp.Cursor, cp.CursorKeys
-				if f, err = follow.New(cfg); err != nil {
-					return err
-				}
-			}
-		}
-	}
+	name := "tail " + probe.Endpoint()
 
 	var out changeWriter
 	format := c.String("format")
 	if format == "text" || (format == "auto" && isTerminal(stdout)) {
 		applyColor(c, stdout)
-		out = newTextChanges(stdout, fields)
+		out = newTextChanges(stdout, fcfg.Fields)
 	} else {
 		out = &jsonChanges{w: bufio.NewWriterSize(stdout, 256<<10)}
 	}
@@ -94,9 +75,36 @@ func runTail(c *cli.Context) error {
 	defer cancel(nil)
 	watchStdout(ctx, stdout, cancel)
 
-	t := &tailer{f: f, out: out, stderr: stderr, fields: fields, table: state.NewIndex(),
-		cpPath: cpPath, endpoint: f.Endpoint(), warn: onBad == "warn", chatty: isTerminal(stderr)}
-	err = f.Run(ctx, t.handle)
+	p := &progress{w: stderr, chatty: isTerminal(stderr),
+		swept: "resync: the endpoint no longer has %s printed before; printed them as inferred tombstones"}
+	cfg := replica.Config{
+		Follow: fcfg, Table: replica.Memory(state.NewIndex()),
+		MaxDelete: maxDelete, BadRecords: badRecords(c),
+		CommitEvery: time.Second, Sink: sink{out}, Notify: p.notice,
+	}
+	if c.IsSet("since") {
+		cfg.Follow.Since = follow.ParseOrder(c.String("since"))
+	}
+	if path := c.String("checkpoint"); path != "" {
+		perm := fs.FileMode(0o644)
+		if c.Bool("private") {
+			perm = 0o600
+		}
+		store, err := replica.OpenCursor(ctx, path, perm, c.Bool("wait"))
+		if err != nil {
+			if errors.Is(err, state.ErrLocked) {
+				return fmt.Errorf("%s: %w (use --wait to wait for it)", name, err)
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer store.Close()
+		cfg.Store = store
+	}
+	e, err := replica.New(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, storeAdvice(err, "another --checkpoint FILE, or remove it to start over"))
+	}
+	err = e.Run(ctx)
 	if ferr := out.flush(); err == nil || errors.Is(err, context.Canceled) {
 		if ferr != nil {
 			err = ferr
@@ -105,129 +113,21 @@ func runTail(c *cli.Context) error {
 	if errors.Is(context.Cause(ctx), errStdoutGone) {
 		return nil
 	}
-	if err == nil || errors.Is(err, context.Canceled) {
-		if cerr := t.checkpoint(true); cerr != nil {
-			return fmt.Errorf("%s: %w", name, cerr)
-		}
-	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	if err = stdoutError(err); err != nil && !errors.Is(err, errStdoutGone) {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, runAdvice(c, err))
 	}
 	return err
 }
 
-// tailer turns follower events into output.
-type tailer struct {
-	f        *follow.Follower
-	out      changeWriter
-	stderr   io.Writer
-	fields   follow.DecoderOptions
-	table    *state.Table
-	warn     bool
-	chatty   bool // stderr is a terminal: say more
-	cpPath   string
-	endpoint string
-	lastCP   time.Time
-	cpCursor follow.Order
-	pending  int
-	contact  time.Time
-	caughtAt time.Time
+// sink adapts a changeWriter to the engine, telling a vanished reader of
+// stdout apart from other errors.
+type sink struct{ w changeWriter }
+
+func (s sink) Change(op state.Op, rec *follow.Record, inferred bool) error {
+	return stdoutError(s.w.change(op, rec, inferred))
 }
 
-func (t *tailer) handle(ev follow.Event) error {
-	switch ev.Kind {
-	case follow.EventConnected:
-		t.contact = time.Now()
-		forgetTombstones(t.f, t.table)
-	case follow.EventRecord:
-		op := t.table.Apply(ev.Record)
-		if op == state.OpNone {
-			return nil
-		}
-		t.pending++
-		return stdoutError(t.out.change(op, ev.Record, false))
-	case follow.EventQuiet:
-		t.contact = time.Now()
-		if err := stdoutError(t.out.flush()); err != nil {
-			return err
-		}
-		return t.checkpoint(false)
-	case follow.EventCaughtUp:
-		t.contact, t.caughtAt = time.Now(), time.Now()
-		if ev.Resynced {
-			if err := t.sweep(ev.Previous); err != nil {
-				return err
-			}
-		}
-		if err := stdoutError(t.out.flush()); err != nil {
-			return err
-		}
-		if t.chatty {
-			cur, _ := t.f.Cursor()
-			fmt.Fprintf(t.stderr, "lockstep: caught up at cursor %s\n", cur.Param())
-		}
-		return t.checkpoint(true)
-	case follow.EventRetry:
-		fmt.Fprintf(t.stderr, "lockstep: retrying in %s: %v\n", roundDelay(ev.Delay), ev.Err)
-	case follow.EventResync:
-		t.table.BeginResync()
-		if ev.Err != nil {
-			fmt.Fprintf(t.stderr, "lockstep: full resync from cursor 0: %v\n", ev.Err)
-		}
-	case follow.EventBadRecord:
-		if t.warn {
-			fmt.Fprintf(t.stderr, "lockstep: warning: skipped %v\n", ev.Err)
-		}
-	}
-	return nil
-}
-
-// sweep prints an inferred tombstone for every key the resync did not send.
-func (t *tailer) sweep(previous follow.Order) error {
-	removed, err := t.table.EndResync(1)
-	if err != nil {
-		return err
-	}
-	cur, _ := t.f.Cursor()
-	for _, r := range removed {
-		order := []byte(cur)
-		if len(order) == 0 || follow.CompareOrder(r.Order, order) > 0 {
-			order = r.Order
-		}
-		rec := inferredTombstone(t.fields, r.Key, order)
-		if err := stdoutError(t.out.change(state.OpDelete, &rec, true)); err != nil {
-			return err
-		}
-	}
-	if len(removed) > 0 {
-		fmt.Fprintf(t.stderr, "lockstep: resync: the endpoint no longer has %d of the keys printed before; printed them as inferred tombstones\n", len(removed))
-	}
-	if previous != "" && cur.Compare(previous) < 0 {
-		fmt.Fprintf(t.stderr, "lockstep: resync: cursor moved back from %s to %s (was the endpoint restored or reset?)\n", previous.Param(), cur.Param())
-	}
-	return nil
-}
-
-// checkpoint keeps --checkpoint current: after output is flushed, never
-// before, and at most once a second unless forced.
-func (t *tailer) checkpoint(force bool) error {
-	if t.cpPath == "" || t.f.Resyncing() {
-		return nil
-	}
-	cur, keys := t.f.Cursor()
-	if cur == t.cpCursor && !force || !force && time.Since(t.lastCP) < time.Second {
-		return nil
-	}
-	cp := &state.Checkpoint{
-		Endpoint: t.endpoint, Key: t.fields.Key, OrderBy: t.fields.OrderBy, Deleted: t.fields.Deleted,
-		Cursor: cur, CursorKeys: keys, CaughtUpAt: t.caughtAt, LastContactAt: t.contact,
-	}
-	if err := state.WriteCheckpoint(t.cpPath, 0o644, cp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	t.lastCP, t.cpCursor = time.Now(), cur
-	return nil
-}
+func (s sink) Flush() error { return stdoutError(s.w.flush()) }

@@ -149,7 +149,7 @@ func (h *history) add(c change) {
 func checkWhole(t *testing.T, i int, out string, h *history) {
 	t.Helper()
 	tb := state.NewTable()
-	err := tb.ReadSnapshot(out, follow.DecoderOptions{})
+	_, err := tb.ReadSnapshot(out, follow.DecoderOptions{})
 	if os.IsNotExist(err) {
 		return
 	}

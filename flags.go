@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
-	"github.com/lockstep/lockstep/state"
+	"github.com/lockstep/lockstep/replica"
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 )
@@ -51,9 +51,10 @@ var connFlags = []cli.Flag{
 	&cli.StringFlag{Name: "cacert", Usage: "trust the CA certificates in this PEM `FILE` too", EnvVars: env("cacert"), Category: "Connection"},
 	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
 	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection"},
-	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response with no record for this long is caught up", EnvVars: env("idle"), Category: "Connection"},
+	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection"},
+	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection"},
 	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection"},
-	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long", EnvVars: env("retry-for"), Category: "Connection"},
+	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long (0: fail at the first error, no retries)", EnvVars: env("retry-for"), Category: "Connection"},
 }
 
 // followConfig builds a follow.Config from the shared flags.
@@ -83,9 +84,14 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 	if err != nil {
 		return cfg, usageError{err}
 	}
+	// The library's zero values mean "default"; the flags' 0 means "off".
 	stall := c.Duration("stall-timeout")
 	if stall == 0 {
 		stall = -1
+	}
+	retryFor := c.Duration("retry-for")
+	if retryFor == 0 {
+		retryFor = -1
 	}
 	cfg = follow.Config{
 		URL:        rawURL,
@@ -100,7 +106,8 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 		Poll:         c.Duration("poll"),
 		Idle:         c.Duration("idle"),
 		StallTimeout: stall,
-		RetryFor:     c.Duration("retry-for"),
+		ResyncQuiet:  c.Duration("resync-quiet"),
+		RetryFor:     retryFor,
 	}
 	return cfg, nil
 }
@@ -145,6 +152,17 @@ func onBadRecordFlag(def string) cli.Flag {
 	}
 }
 
+// badRecords maps --on-bad-record to the engine's policy.
+func badRecords(c *cli.Context) replica.BadRecords {
+	switch c.String("on-bad-record") {
+	case "warn":
+		return replica.WarnOnBadRecord
+	case "skip":
+		return replica.SkipBadRecord
+	}
+	return replica.FailOnBadRecord
+}
+
 // urlArg returns the one URL argument.
 func urlArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
@@ -176,15 +194,4 @@ func roundDelay(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
-}
-
-// forgetTombstones bounds the tombstones a long-running follower remembers:
-// once they outnumber both the live records and 10,000, those below the
-// cursor just asked for, which can no longer matter, are dropped.
-func forgetTombstones(f *follow.Follower, t *state.Table) {
-	if f.Resyncing() || t.Tombstones() <= max(10_000, t.Len()) {
-		return
-	}
-	cur, _ := f.Cursor()
-	t.ForgetTombstones(cur)
 }

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/fatih/color"
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/state"
 	"github.com/urfave/cli/v2"
 )
@@ -118,19 +121,6 @@ func restOf(rec []byte, f follow.DecoderOptions) string {
 	return strings.Join(parts, " ")
 }
 
-// inferredTombstone builds the record printed for a key that a resync
-// sweep removed: the key, order and deleted fields only.
-func inferredTombstone(f follow.DecoderOptions, key, order []byte) follow.Record {
-	name := func(s string) []byte { b, _ := json.Marshal(s); return b }
-	var b []byte
-	b = append(append(append(append(b, '{'), name(f.Key)...), ':'), key...)
-	b = append(append(append(append(b, ','), name(f.OrderBy)...), ':'), order...)
-	b = append(append(append(append(b, ','), name(f.Deleted)...), ':'), order...)
-	b = append(b, '}')
-	rec, _ := follow.ParseRecord(b, f)
-	return rec
-}
-
 // colorFlag: --color auto|always|never.
 var colorFlag = &cli.StringFlag{
 	Name: "color", Value: "auto", EnvVars: env("color"), Category: "Output",
@@ -149,4 +139,117 @@ func applyColor(c *cli.Context, stdout io.Writer) {
 		// fatih/color looks at os.Stdout; lockstep may write elsewhere.
 		color.NoColor = color.NoColor || !isTerminal(stdout)
 	}
+}
+
+// progress tells the user what an engine is doing: its notices on stderr,
+// and, on a terminal, one line of progress that it keeps redrawing.
+type progress struct {
+	w      io.Writer
+	on     bool   // stderr is a terminal: draw progress
+	chatty bool   // say when caught up
+	name   string // what the progress line is of
+	engine *replica.Engine
+	// swept says how many keys a resync removed, in the command's terms.
+	swept      string
+	lastRedraw time.Time
+}
+
+func (p *progress) notice(n replica.Notice) {
+	var msg string
+	switch n.Kind {
+	case replica.NoticeRetry:
+		msg = fmt.Sprintf("retrying in %s: %v", roundDelay(n.Delay), n.Err)
+	case replica.NoticeResync:
+		if n.Err == nil {
+			return
+		}
+		msg = fmt.Sprintf("full resync from cursor 0: %v", n.Err)
+	case replica.NoticeBadRecord:
+		msg = fmt.Sprintf("warning: skipped %v", n.Err)
+	case replica.NoticeWarning:
+		msg = fmt.Sprintf("warning: %v", n.Err)
+	case replica.NoticeSwept:
+		format := p.swept
+		if format == "" {
+			format = "resync removed %s the endpoint no longer has"
+		}
+		msg = fmt.Sprintf(format, thousands(n.Count)+" "+plural(n.Count, "record"))
+	case replica.NoticeCursorBack:
+		msg = fmt.Sprintf("resync: cursor moved back from %s to %s (was the endpoint restored or reset?)", cursorText(n.Previous), cursorText(n.Cursor))
+	case replica.NoticeCaughtUp:
+		if !p.chatty {
+			return
+		}
+		msg = "caught up at cursor " + cursorText(n.Cursor)
+	default:
+		return
+	}
+	p.clear()
+	fmt.Fprintf(p.w, "lockstep: %s\n", msg)
+}
+
+// update redraws the progress line, at most ten times a second.
+func (p *progress) update(st replica.Stats) {
+	if !p.on || p.engine == nil {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.lastRedraw) < 100*time.Millisecond {
+		return
+	}
+	p.lastRedraw = now
+	rate := float64(st.Applied) / max(now.Sub(st.Started).Seconds(), 0.001)
+	fmt.Fprintf(p.w, "\r\033[K%s: %s applied, %s/s, cursor %s, %s records", p.name,
+		thousands(st.Applied), thousands(int(rate)), cursorText(p.engine.Cursor()), thousands(p.engine.Len()))
+}
+
+func (p *progress) clear() {
+	if p.on && !p.lastRedraw.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.lastRedraw = time.Time{}
+	}
+}
+
+func cursorText(o follow.Order) string {
+	if o == "" {
+		return "0"
+	}
+	return o.Param()
+}
+
+// plural is word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// storeAdvice adds what to do to an error about the files a replica is
+// kept in.
+func storeAdvice(err error, fix string) error {
+	var mm *state.MismatchError
+	var bind *replica.BindingError
+	var snap *state.SnapshotError
+	var dmg *state.DamagedError
+	switch {
+	case errors.As(err, &mm) && mm.What == "kind":
+		return fmt.Errorf("%w (give each command a file of its own)", err)
+	case errors.As(err, &mm), errors.As(err, &bind), errors.As(err, &snap), errors.As(err, &dmg):
+		return fmt.Errorf("%w (use %s)", err, fix)
+	}
+	return err
+}
+
+// runAdvice adds what to do to an error that ended a run.
+func runAdvice(c *cli.Context, err error) error {
+	var gu *follow.GiveUpError
+	if errors.As(err, &gu) {
+		if d := c.Duration("retry-for"); d <= 0 {
+			return fmt.Errorf("%w (--retry-for 0: no retries)", err)
+		} else {
+			return fmt.Errorf("%w (--retry-for %s)", err, d)
+		}
+	}
+	return storeAdvice(err, "--resync to rebuild it")
 }

@@ -1,12 +1,15 @@
 package follow
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"strconv"
 	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // A Record is one object from an endpoint. Its slices point into the
@@ -19,21 +22,28 @@ type Record struct {
 	Deleted bool   // the deleted field is present and not null
 	Offset  int64  // where Bytes starts in the response body
 
-	hash, keyHash uint64 // 0 until computed
+	digest, keyHash uint64 // 0 until computed
 }
 
 var hashSeed = maphash.MakeSeed()
 
-// Hash is a 64-bit hash of Bytes, equal for equal bytes within one process.
-// A Follower computes it while decoding, on a goroutine of its own.
-func (r *Record) Hash() uint64 {
-	if r.hash == 0 {
-		r.hash = maphash.Bytes(hashSeed, r.Bytes) | 1
+// Digest is a 64-bit digest of Bytes (XXH64, never 0), the same in every
+// process and version, so that a checkpoint can tell a re-delivery at the
+// cursor from an update with new bytes (PROTOCOL 5.1). A Follower computes
+// it while decoding, on a goroutine of its own.
+func (r *Record) Digest() uint64 {
+	if r.digest == 0 {
+		r.digest = Digest(r.Bytes)
 	}
-	return r.hash
+	return r.digest
 }
 
-// KeyHash is a 64-bit hash of Key, equal for equal keys within one process.
+// Digest is the digest Record.Digest computes for a record's bytes.
+func Digest(b []byte) uint64 { return xxhash.Sum64(b) | 1 }
+
+// KeyHash is a 64-bit hash of Key, equal for equal keys within one process
+// and seeded at random, so that an endpoint cannot choose keys that
+// collide in an index.
 func (r *Record) KeyHash() uint64 {
 	if r.keyHash == 0 {
 		r.keyHash = maphash.Bytes(hashSeed, r.Key) | 1
@@ -114,6 +124,8 @@ type Decoder struct {
 	err  error
 	rec  Record
 
+	started bool // a byte order mark has been looked for
+
 	// Set when a bad record's rest must be thrown away before going on.
 	skipping bool
 	skipLine bool
@@ -144,6 +156,9 @@ func (d *Decoder) Next() bool {
 			return false
 		}
 		d.err = nil
+	}
+	if !d.started && !d.skipBOM() {
+		return false
 	}
 	for {
 		if d.skipping {
@@ -200,9 +215,12 @@ func (d *Decoder) object() (ok, again bool) {
 		var se *syntaxError
 		errors.As(err, &se)
 		d.bad(start, fmt.Sprintf("%s at byte %d", se.msg, d.base+int64(start+se.off)))
-		// The rest of the line cannot be trusted to frame anything.
-		d.pos = start + se.off
-		d.skipping, d.skipLine = true, true
+		// Go on after the bad object when its end can be found before the
+		// line's: with back-to-back framing the next object may follow on
+		// the same line. Past a newline nothing of it can be trusted.
+		d.pos = start
+		d.bound = boundary{stopAtNewline: true}
+		d.skipping, d.skipLine = true, false
 		return false, false
 	}
 	d.pos = start + n
@@ -269,6 +287,39 @@ func ParseRecord(b []byte, opts DecoderOptions) (Record, error) {
 
 func (o *DecoderOptions) spans() fieldSpans {
 	return fieldSpans{names: [3]string{o.Key, o.OrderBy, o.Deleted}, start: [3]int{-1, -1, -1}}
+}
+
+// partial reports whether input has arrived that is not yet a whole
+// record: a record is partly received, and a quiet moment is no proof of
+// being caught up.
+func (d *Decoder) partial() bool {
+	if d.skipping {
+		return true
+	}
+	for _, c := range d.buf[d.pos:d.end] {
+		if !isSpace(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// bom is the UTF-8 byte order mark, which some servers put before a body.
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// skipBOM drops a byte order mark at the start of the input. It returns
+// false when reading failed.
+func (d *Decoder) skipBOM() bool {
+	for d.end-d.pos < len(bom) && !d.eof {
+		if !d.fill() && d.err != nil {
+			return false
+		}
+	}
+	if bytes.HasPrefix(d.buf[d.pos:d.end], bom) {
+		d.pos += len(bom)
+	}
+	d.started = true
+	return true
 }
 
 // findEnd reads until the object starting at start is complete (it may
@@ -385,6 +436,8 @@ type boundary struct {
 	depth int
 	inStr bool
 	esc   bool
+
+	stopAtNewline bool // a newline ends the value too (skipping a bad one)
 }
 
 // scan consumes b and reports whether the outermost value closed, and if so
@@ -392,6 +445,8 @@ type boundary struct {
 func (s *boundary) scan(b []byte) (bool, int) {
 	for i, c := range b {
 		switch {
+		case c == '\n' && s.stopAtNewline:
+			return true, i + 1
 		case s.inStr:
 			switch {
 			case s.esc:

@@ -2,15 +2,19 @@ package follow
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockstep/lockstep/internal/keyset"
@@ -28,23 +32,36 @@ type Config struct {
 
 	// Since is the cursor to start from, and SinceKeys the keys already
 	// applied at exactly that value (from a checkpoint), whose re-delivery
-	// is dropped.
+	// with the same bytes is dropped.
 	Since     Order
-	SinceKeys []string
+	SinceKeys []CursorKey
 	Resync    bool // start with a full resync (PROTOCOL 5.4)
 
-	Follow         bool          // keep following; otherwise Run returns once caught up
-	Poll           time.Duration // between finite responses when following (1s)
-	Idle           time.Duration // quiet time that means an endless response is caught up (2s)
+	Follow bool          // keep following; otherwise Run returns once caught up
+	Poll   time.Duration // between finite responses when following (1s)
+	Idle   time.Duration // an endless response that changed nothing for this long is caught up (2s)
+	// ResyncQuiet is the silence after which an endless response to a
+	// full resync, or to cursor 0, is taken as complete (30s): long, so that
+	// a slow or pausing endpoint is never mistaken for one that has nothing
+	// more, which would sweep away records it still has.
+	ResyncQuiet    time.Duration
 	StallTimeout   time.Duration // no bytes for this long: reconnect (5m; negative: never)
-	RetryFor       time.Duration // without Follow: give up after failing this long (1m)
+	RetryFor       time.Duration // without Follow: give up after failing this long (1m; negative: at the first failure)
 	SkipBadRecords bool          // report bad records as events and go on, instead of failing
+}
+
+// A CursorKey is a key applied at exactly the cursor, with the Digest of
+// that record's bytes.
+type CursorKey struct {
+	Key    string // JSON text
+	Digest uint64 // 0: unknown, so any re-delivery is passed on
 }
 
 // Defaults for Config fields left zero.
 const (
 	DefaultPoll         = time.Second
 	DefaultIdle         = 2 * time.Second
+	DefaultResyncQuiet  = 30 * time.Second
 	DefaultStallTimeout = 5 * time.Minute
 	DefaultRetryFor     = time.Minute
 )
@@ -72,10 +89,11 @@ const (
 	EventConnected EventKind = iota // a 2xx response began; Event.URL
 	EventRecord                     // a record to apply; Event.Record
 	EventCaughtUp                   // the backlog is delivered (PROTOCOL 6.3); Event.Resynced
-	EventQuiet                      // no input waits: a good moment to flush output
+	EventQuiet                      // no input waits (and again every second while none does): a moment to flush or write
 	EventRetry                      // a pass failed and will be retried; Event.Err, Event.Delay
 	EventResync                     // a full resync starts; Event.Err says why (nil when asked for)
 	EventBadRecord                  // a bad record was skipped (SkipBadRecords); Event.Err
+	EventWarning                    // the endpoint breaks a rule, and following it may miss changes; Event.Err
 )
 
 // An Event is what a Follower tells its handler.
@@ -88,6 +106,12 @@ type Event struct {
 	Resynced bool   // EventCaughtUp: a full resync has just finished
 	Previous Order  // EventCaughtUp after a resync: the cursor before it
 }
+
+// Unchanged is what a handler returns for an EventRecord that changed
+// nothing (a stale record or a duplicate): it is not an error, and it does
+// not count as activity, so an endpoint that keeps re-sending old records
+// still lets the follower catch up.
+var Unchanged = errors.New("follow: record changed nothing")
 
 // ErrGone is returned when the endpoint answers 410 Gone to cursor 0: a
 // resync cannot help.
@@ -121,7 +145,46 @@ func (e *StatusError) Permanent() bool {
 	return true
 }
 
+// A NotStreamError is a 2xx response whose body is plainly not a lockstep
+// stream: an HTML page, or nothing but bad records. It stops a follower
+// that is to finish; one that follows retries, as the page may be a
+// passing maintenance notice.
+type NotStreamError struct {
+	URL    string // redacted
+	Reason string
+}
+
+func (e *NotStreamError) Error() string {
+	return fmt.Sprintf("%s: not a lockstep stream: %s", e.URL, e.Reason)
+}
+
+// A GiveUpError ends a follower that is to finish after it failed for
+// longer than Config.RetryFor (or at once, when RetryFor is negative).
+type GiveUpError struct {
+	Spent    time.Duration // from the first failure to giving up
+	Attempts int
+	Err      error // the last failure
+}
+
+func (e *GiveUpError) Error() string {
+	if e.Attempts <= 1 {
+		return e.Err.Error()
+	}
+	spent := e.Spent.Round(100 * time.Millisecond)
+	if e.Spent < time.Second {
+		spent = e.Spent.Round(time.Millisecond)
+	}
+	return fmt.Sprintf("gave up after %d attempts in %s: %v", e.Attempts, spent, e.Err)
+}
+
+func (e *GiveUpError) Unwrap() error { return e.Err }
+
 var errStalled = errors.New("stalled")
+
+// quietTick is how often EventQuiet repeats while no input arrives, so
+// that a handler can do work that is due (a deferred write) without a
+// timer of its own.
+const quietTick = time.Second
 
 // A Follower follows one endpoint. It is not safe for concurrent use; its
 // handler runs on the goroutine that called Run.
@@ -133,14 +196,15 @@ type Follower struct {
 
 	cursor   []byte // greatest order value applied; nil before any
 	kind     OrderKind
-	atCursor keyset.Set // keys applied at exactly cursor -> hash of their bytes (0: unknown)
+	atCursor keyset.Set // keys applied at exactly cursor -> Digest of their bytes (0: unknown)
 	floor    []byte     // the cursor the current request was made with
 
-	resyncing bool
-	previous  Order
-	attempt   int
-	alarm     *time.Timer
-	alarmC    <-chan time.Time
+	resyncing     bool
+	resyncRecords int // records the current resync has delivered
+	previous      Order
+	attempt       int
+	caughtUp      bool
+	contact       atomic.Int64 // unix nanoseconds of the last byte or response from the endpoint
 }
 
 // New checks cfg and returns a Follower.
@@ -151,10 +215,13 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Idle <= 0 {
 		cfg.Idle = DefaultIdle
 	}
+	if cfg.ResyncQuiet <= 0 {
+		cfg.ResyncQuiet = DefaultResyncQuiet
+	}
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
-	if cfg.RetryFor <= 0 {
+	if cfg.RetryFor == 0 {
 		cfg.RetryFor = DefaultRetryFor
 	}
 	cfg.Fields = cfg.Fields.withDefaults()
@@ -171,7 +238,7 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Since != "" {
 		f.cursor = []byte(cfg.Since)
 		for _, k := range cfg.SinceKeys {
-			f.atCursor.Put([]byte(k), KeyHash([]byte(k)), 0)
+			f.atCursor.Put([]byte(k.Key), KeyHash([]byte(k.Key)), k.Digest)
 		}
 	}
 	if cfg.Resync {
@@ -183,48 +250,68 @@ func New(cfg Config) (*Follower, error) {
 // Endpoint is the endpoint's URL for display, credentials redacted.
 func (f *Follower) Endpoint() string { return f.ep.display }
 
+// EndpointID identifies the data set the endpoint serves: a digest of its
+// whole URL without the userinfo, so that ?part=eu and ?part=us differ
+// while a rotated password does not, and no secret is kept in clear.
+func (f *Follower) EndpointID() string { return EndpointID(f.ep.raw) }
+
+// EndpointID is Follower.EndpointID for a URL whose userinfo is removed.
+func EndpointID(rawURL string) string {
+	sum := sha256.Sum256([]byte("lockstep endpoint\x00" + rawURL))
+	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
 // Cursor returns the cursor and the keys applied at exactly it, for a
 // checkpoint. During a resync it is the cursor from before the resync, the
-// one that is safe to resume from.
-func (f *Follower) Cursor() (Order, []string) {
+// one that is safe to resume from. A record handed to the handler counts
+// once the handler has returned: the cursor never runs ahead of what was
+// applied.
+func (f *Follower) Cursor() (Order, []CursorKey) {
 	if f.resyncing {
 		return f.previous, nil
 	}
-	keys := make([]string, 0, f.atCursor.Len())
-	f.atCursor.Keys(func(k []byte) { keys = append(keys, string(k)) })
+	keys := make([]CursorKey, 0, f.atCursor.Len())
+	f.atCursor.Each(func(k []byte, d uint64) { keys = append(keys, CursorKey{Key: string(k), Digest: d}) })
 	return Order(f.cursor), keys
 }
 
 // Resyncing reports whether a full resync is under way.
 func (f *Follower) Resyncing() bool { return f.resyncing }
 
-// Alarm asks for an EventQuiet within d, even if no input arrives; a
-// handler that defers work (a rate-limited write) uses it to come back.
-func (f *Follower) Alarm(d time.Duration) {
-	if f.alarm == nil {
-		f.alarm = time.NewTimer(d)
-		f.alarmC = f.alarm.C
-		return
+// CaughtUp reports whether the follower has caught up and nothing has
+// failed since: the replica is as fresh as the endpoint.
+func (f *Follower) CaughtUp() bool { return f.caughtUp }
+
+// LastContact is when the endpoint was last heard from: a response began
+// or bytes (records or heartbeats) arrived. Zero before any.
+func (f *Follower) LastContact() time.Time {
+	if n := f.contact.Load(); n != 0 {
+		return time.Unix(0, n)
 	}
-	f.alarm.Reset(d)
-	f.alarmC = f.alarm.C
+	return time.Time{}
 }
+
+func (f *Follower) touch() { f.contact.Store(time.Now().UnixNano()) }
 
 func (f *Follower) startResync() {
 	if !f.resyncing {
 		f.previous = Order(f.cursor)
 	}
 	f.resyncing = true
+	f.resyncRecords = 0
+	f.caughtUp = false
 	f.cursor = nil
 	f.kind = KindNone
 	f.atCursor.Reset()
 }
 
 // Run follows the endpoint, calling h for each event, until the context is
-// cancelled (it returns ctx.Err()), h returns an error (returned as it is),
-// a permanent error occurs (a *StatusError, ErrGone, a *BadRecordError
-// without SkipBadRecords, or a request error), or, without Follow, the
-// follower has caught up (nil) or has failed for longer than RetryFor.
+// cancelled (it returns ctx.Err()), h returns an error (returned as it is;
+// Unchanged is not an error), a permanent error occurs (a *StatusError,
+// ErrGone, a *BadRecordError without SkipBadRecords, a *NotStreamError
+// without Follow, or a request error), or, without Follow, the follower
+// has caught up (nil) or has failed for longer than RetryFor (a
+// *GiveUpError).
 func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 	if f.resyncing {
 		if err := h(Event{Kind: EventResync}); err != nil {
@@ -232,9 +319,10 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 		}
 	}
 	var failingSince time.Time
+	attempts := 0
 	for {
 		start := time.Now()
-		p := &pass{f: f, h: h}
+		p := &pass{f: f, h: h, resync: f.resyncing}
 		err := p.run(ctx)
 		if p.handlerErr != nil {
 			return p.handlerErr
@@ -242,11 +330,15 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if p.records > 0 && time.Since(start) >= backoffReset {
+		// A resync proves nothing until it has caught up: one cut off
+		// mid-backlog again and again must back off, not download the
+		// whole table in a loop.
+		progress := p.caughtUp || p.records > 0 && !p.resync
+		if progress && time.Since(start) >= backoffReset {
 			f.attempt = 0
 		}
 		if err == nil {
-			failingSince = time.Time{}
+			failingSince, attempts = time.Time{}, 0
 			if p.caughtUp && !f.cfg.Follow && !f.resyncing {
 				return nil
 			}
@@ -255,12 +347,12 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 			}
 			continue
 		}
-		if p.records > 0 || p.caughtUp {
-			failingSince = time.Time{}
+		f.caughtUp = false
+		if progress {
+			failingSince, attempts = time.Time{}, 0
 		}
 		var gone *goneError
-		if errors.As(err, &gone) {
-			f.attempt = 0
+		if errors.As(err, &gone) && !f.resyncing {
 			f.startResync()
 			if err := h(Event{Kind: EventResync, Err: err}); err != nil {
 				return err
@@ -271,11 +363,16 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 		if !transient {
 			return err
 		}
+		if gone != nil {
+			// 410 in the middle of a resync: start it again, after a delay.
+			f.startResync()
+		}
 		if failingSince.IsZero() {
 			failingSince = start
 		}
-		if !f.cfg.Follow && time.Since(failingSince)+delay > f.cfg.RetryFor {
-			return fmt.Errorf("gave up after retrying for %s: %w", f.cfg.RetryFor, err)
+		attempts++
+		if !f.cfg.Follow && (f.cfg.RetryFor < 0 || time.Since(failingSince)+delay > f.cfg.RetryFor) {
+			return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts, Err: err}
 		}
 		if err := h(Event{Kind: EventRetry, Err: err, Delay: delay}); err != nil {
 			return err
@@ -293,8 +390,16 @@ func (e *goneError) Unwrap() error { return &e.StatusError }
 // classify chooses what follows a failed pass: the delay before the next,
 // or false for an error no retry can fix.
 func (f *Follower) classify(err error) (time.Duration, bool) {
+	var gone *goneError
 	var se *StatusError
-	if errors.As(err, &se) && se.Permanent() {
+	var ns *NotStreamError
+	switch {
+	case errors.As(err, &gone):
+	case errors.As(err, &ns):
+		if !f.cfg.Follow {
+			return 0, false
+		}
+	case errors.As(err, &se) && se.Permanent():
 		return 0, false
 	}
 	var ra *retryAfterError
@@ -328,18 +433,19 @@ type retryAfterError struct {
 
 func (e *retryAfterError) Unwrap() error { return &e.StatusError }
 
-// sleep waits for d, the context, or the handler's alarm.
+// sleep waits for d or the context, telling the handler every quietTick.
 func (f *Follower) sleep(ctx context.Context, h func(Event) error, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	tick := time.NewTicker(quietTick)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 			return nil
-		case <-f.alarmC:
-			f.alarmC = nil
+		case <-tick.C:
 			if err := h(Event{Kind: EventQuiet}); err != nil {
 				return err
 			}
@@ -348,7 +454,8 @@ func (f *Follower) sleep(ctx context.Context, h func(Event) error, d time.Durati
 }
 
 // accept applies the cursor rules (PROTOCOL 5.1) to a decoded record and
-// reports whether it goes to the handler.
+// reports whether it goes to the handler. It moves nothing: advance does,
+// once the handler has applied the record.
 func (f *Follower) accept(r *Record) (bool, error) {
 	k := kindOf(r.Order)
 	if f.kind == KindNone {
@@ -364,21 +471,25 @@ func (f *Follower) accept(r *Record) (bool, error) {
 	if kindOf(f.floor) == k && compareOrder(r.Order, f.floor) < 0 {
 		return false, nil
 	}
-	c := compareOrder(r.Order, f.cursor)
-	if c < 0 {
-		return true, nil
-	}
-	h := r.Hash()
-	if c == 0 {
-		if old, ok := f.atCursor.Get(r.Key, r.KeyHash()); ok && (old == 0 || old == h) {
+	if compareOrder(r.Order, f.cursor) == 0 {
+		if old, ok := f.atCursor.Get(r.Key, r.KeyHash()); ok && old == r.Digest() {
 			return false, nil
 		}
-	} else {
+	}
+	return true, nil
+}
+
+// advance moves the cursor past a record the handler has applied.
+func (f *Follower) advance(r *Record) {
+	c := compareOrder(r.Order, f.cursor)
+	if c < 0 {
+		return
+	}
+	if c > 0 {
 		f.cursor = append(f.cursor[:0], r.Order...)
 		f.atCursor.Reset()
 	}
-	f.atCursor.Put(r.Key, r.KeyHash(), h)
-	return true, nil
+	f.atCursor.Put(r.Key, r.KeyHash(), r.Digest())
 }
 
 func (f *Follower) kindError(r *Record, want OrderKind) error {
@@ -394,13 +505,21 @@ func (f *Follower) kindError(r *Record, want OrderKind) error {
 type pass struct {
 	f          *Follower
 	h          func(Event) error
-	records    int
+	resync     bool // a resync was under way when the pass began
+	records    int  // handed to the handler
+	changed    int  // of those, the ones that changed something
+	decoded    int  // every well-formed record, dropped or not
+	bad        int
 	caughtUp   bool
 	handlerErr error
+	display    string
+	finite     bool // the response has a Content-Length: caught up only at its end
 
-	seen      int // records at the last wait
+	lastOrder  []byte // of the previous record, to notice disorder
+	disorderly bool   // warned already
+
+	seen      int // changes at the last wait
 	idleSince time.Time
-	idleSent  bool
 }
 
 func (p *pass) emit(ev Event) error {
@@ -430,6 +549,7 @@ func (p *pass) run(ctx context.Context) error {
 	if f.ep.hasAuth {
 		display = redactUser(display, f.ep.user)
 	}
+	p.display = display
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return p.transportError(ctx, display, err)
@@ -438,10 +558,15 @@ func (p *pass) run(ctx context.Context) error {
 	if err := f.checkStatus(resp, display, cursor); err != nil {
 		return err
 	}
+	f.touch()
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+		return &NotStreamError{URL: display, Reason: "the response is an HTML page (Content-Type: text/html); is the URL right?"}
+	}
+	p.finite = resp.ContentLength >= 0
 	if err := p.emit(Event{Kind: EventConnected, URL: display}); err != nil {
 		return err
 	}
-	in := startDecoding(resp.Body, stall, f.cfg.StallTimeout, f.cfg.Fields)
+	in := startDecoding(resp.Body, stall, f.cfg.StallTimeout, f.cfg.Fields, f.touch)
 	defer in.stop()
 	p.idleSince = time.Now()
 	var rec Record
@@ -458,18 +583,7 @@ func (p *pass) run(ctx context.Context) error {
 		}
 		for i := range b.recs {
 			b.record(i, &rec)
-			ok, err := f.accept(&rec)
-			if err != nil {
-				if err := p.badRecord(err); err != nil {
-					return err
-				}
-				continue
-			}
-			if !ok {
-				continue
-			}
-			p.records++
-			if err := p.emit(Event{Kind: EventRecord, Record: &rec}); err != nil {
+			if err := p.handle(&rec); err != nil {
 				return err
 			}
 		}
@@ -484,6 +598,9 @@ func (p *pass) run(ctx context.Context) error {
 				return err
 			}
 		case err == io.EOF:
+			if err := p.notStream(); err != nil {
+				return err
+			}
 			// A finite response ended cleanly: caught up (PROTOCOL 6.3).
 			return p.caughtUpNow()
 		case errors.Is(err, ErrTruncated):
@@ -494,11 +611,67 @@ func (p *pass) run(ctx context.Context) error {
 	}
 }
 
+// handle passes one decoded record on, if the cursor rules let it through,
+// and advances the cursor once the handler has applied it.
+func (p *pass) handle(rec *Record) error {
+	f := p.f
+	p.decoded++
+	if err := p.checkOrder(rec); err != nil {
+		return err
+	}
+	ok, err := f.accept(rec)
+	if err != nil {
+		return p.badRecord(err)
+	}
+	if !ok {
+		return nil
+	}
+	p.records++
+	if p.resync {
+		f.resyncRecords++
+	}
+	err = p.emit(Event{Kind: EventRecord, Record: rec})
+	if errors.Is(err, Unchanged) {
+		p.handlerErr = nil
+	} else if err != nil {
+		return err
+	} else {
+		p.changed++
+	}
+	f.advance(rec)
+	return nil
+}
+
+// checkOrder warns, once per response, of records that come out of order:
+// a follower that resumes from its cursor misses those sent late.
+func (p *pass) checkOrder(rec *Record) error {
+	if p.disorderly {
+		return nil
+	}
+	if len(p.lastOrder) > 0 && kindOf(p.lastOrder) == kindOf(rec.Order) && compareOrder(rec.Order, p.lastOrder) < 0 {
+		p.disorderly = true
+		return p.emit(Event{Kind: EventWarning, Err: fmt.Errorf(
+			"%s sends records out of order (%s %s after %s at byte %d); resuming from the cursor may miss changes sent late: fix the endpoint to sort by %s",
+			p.display, p.f.cfg.Fields.OrderBy, rec.Order, p.lastOrder, rec.Offset, p.f.cfg.Fields.OrderBy)})
+	}
+	p.lastOrder = append(p.lastOrder[:0], rec.Order...)
+	return nil
+}
+
 func (p *pass) badRecord(err error) error {
+	p.bad++
 	if !p.f.cfg.SkipBadRecords {
 		return permanentError{err}
 	}
 	return p.emit(Event{Kind: EventBadRecord, Err: err})
+}
+
+// notStream fails a response that held bad records and nothing else.
+func (p *pass) notStream() error {
+	if p.bad == 0 || p.decoded > 0 {
+		return nil
+	}
+	return &NotStreamError{URL: p.display, Reason: fmt.Sprintf("%d bad records and no good one", p.bad)}
 }
 
 func (p *pass) caughtUpNow() error {
@@ -508,7 +681,7 @@ func (p *pass) caughtUpNow() error {
 		f.resyncing = false
 		ev.Resynced, ev.Previous = true, f.previous
 	}
-	p.caughtUp = true
+	p.caughtUp, f.caughtUp = true, true
 	return p.emit(ev)
 }
 

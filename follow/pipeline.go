@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,7 @@ func (b *batch) record(i int, r *Record) {
 		Order:   rec[p.oOff : p.oOff+p.oLen],
 		Deleted: p.deleted,
 		Offset:  p.streamOffset,
-		hash:    p.hash,
+		digest:  p.hash,
 		keyHash: p.keyHash,
 	}
 }
@@ -56,10 +57,12 @@ type decoding struct {
 	batches chan *batch
 	free    chan *batch
 	done    chan struct{}
+	partial atomic.Bool // waiting for input in the middle of a record
 }
 
 // startDecoding decodes body on a new goroutine until it ends or stop.
-func startDecoding(body io.Reader, stall *time.Timer, stallTimeout time.Duration, opts DecoderOptions) *decoding {
+// touch is called whenever bytes arrive.
+func startDecoding(body io.Reader, stall *time.Timer, stallTimeout time.Duration, opts DecoderOptions, touch func()) *decoding {
 	d := &decoding{
 		batches: make(chan *batch, batchesAhead),
 		free:    make(chan *batch, batchesAhead+1),
@@ -68,7 +71,7 @@ func startDecoding(body io.Reader, stall *time.Timer, stallTimeout time.Duration
 	for range batchesAhead + 1 {
 		d.free <- &batch{buf: make([]byte, 0, batchBytes)}
 	}
-	go d.run(body, stall, stallTimeout, opts)
+	go d.run(body, stall, stallTimeout, opts, touch)
 	return d
 }
 
@@ -81,7 +84,7 @@ func (d *decoding) recycle(b *batch) {
 	d.free <- b
 }
 
-func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Duration, opts DecoderOptions) {
+func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Duration, opts DecoderOptions, touch func()) {
 	var cur *batch
 	get := func() bool {
 		if cur != nil {
@@ -105,17 +108,22 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 	}
 	// Before every read from the network, hand over what is decoded: the
 	// read may block, and those records must not wait for it.
+	var dec *Decoder
 	r := &flushingReader{r: body, before: func() bool {
+		d.partial.Store(dec.partial())
 		if cur != nil && len(cur.recs) > 0 {
 			return send()
 		}
 		return true
 	}, after: func(n int) {
-		if n > 0 && stall != nil {
-			stall.Reset(stallTimeout)
+		if n > 0 {
+			touch()
+			if stall != nil {
+				stall.Reset(stallTimeout)
+			}
 		}
 	}}
-	dec := NewDecoder(r, opts)
+	dec = NewDecoder(r, opts)
 	for {
 		if !get() {
 			return
@@ -133,7 +141,7 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 				kOff: uint32(offsetIn(rec.Bytes, rec.Key)), kLen: uint32(len(rec.Key)),
 				oOff: uint32(offsetIn(rec.Bytes, rec.Order)), oLen: uint32(len(rec.Order)),
 				deleted: rec.Deleted, streamOffset: rec.Offset,
-				hash: rec.Hash(), keyHash: rec.KeyHash(),
+				hash: rec.Digest(), keyHash: rec.KeyHash(),
 			})
 			if len(cur.buf) >= batchBytes {
 				if !send() || !get() {
@@ -189,20 +197,21 @@ func (p *pass) next(ctx context.Context, d *decoding) (*batch, error) {
 	default:
 	}
 	f := p.f
-	if p.records != p.seen {
-		p.seen = p.records
+	if p.changed != p.seen {
+		p.seen = p.changed
 		p.idleSince = time.Now()
-		p.idleSent = false
 	}
 	if err := p.emit(Event{Kind: EventQuiet}); err != nil {
 		return nil, err
 	}
 	var idle <-chan time.Time
-	if !p.idleSent {
-		t := time.NewTimer(time.Until(p.idleSince.Add(f.cfg.Idle)))
-		defer t.Stop()
-		idle = t.C
+	idleTimer := time.NewTimer(time.Until(p.idleSince.Add(p.quiet())))
+	defer idleTimer.Stop()
+	if !p.caughtUp && !p.finite {
+		idle = idleTimer.C
 	}
+	tick := time.NewTicker(quietTick)
+	defer tick.Stop()
 	for {
 		select {
 		case b := <-d.batches:
@@ -210,19 +219,45 @@ func (p *pass) next(ctx context.Context, d *decoding) (*batch, error) {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		case <-idle:
+			if d.partial.Load() {
+				// Half a record is no proof that nothing more is coming.
+				p.idleSince = time.Now()
+				idleTimer.Reset(p.quiet())
+				continue
+			}
 			idle = nil
-			p.idleSent = true
+			if p.resync && f.resyncRecords == 0 {
+				if !f.cfg.Follow {
+					return nil, &NotStreamError{URL: p.display, Reason: fmt.Sprintf(
+						"a full resync received no record in %s from an endless response, so nothing can be swept", f.cfg.ResyncQuiet)}
+				}
+				continue
+			}
+			if !f.cfg.Follow {
+				if err := p.notStream(); err != nil {
+					return nil, err
+				}
+			}
 			if err := p.caughtUpNow(); err != nil {
 				return nil, err
 			}
 			if !f.cfg.Follow && !f.resyncing {
 				return nil, errDone
 			}
-		case <-f.alarmC:
-			f.alarmC = nil
+		case <-tick.C:
 			if err := p.emit(Event{Kind: EventQuiet}); err != nil {
 				return nil, err
 			}
 		}
 	}
+}
+
+// quiet is how long an endless response must change nothing to be caught
+// up (PROTOCOL 6.3): Idle, or ResyncQuiet when a sweep depends on it or
+// nothing at all has arrived for cursor 0.
+func (p *pass) quiet() time.Duration {
+	if p.resync || len(p.f.floor) == 0 && p.records == 0 {
+		return p.f.cfg.ResyncQuiet
+	}
+	return p.f.cfg.Idle
 }

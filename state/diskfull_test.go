@@ -89,7 +89,7 @@ func TestWriteSnapshot_DiskFullAtEveryOperation(t *testing.T) {
 	path := filepath.Join(dir, "s.jsonl")
 	old := NewTable()
 	old.Apply(record(t, live(1, 1)))
-	if err := old.WriteSnapshot(path, 0o644); err != nil {
+	if _, err := old.WriteSnapshot(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(path)
@@ -98,14 +98,14 @@ func TestWriteSnapshot_DiskFullAtEveryOperation(t *testing.T) {
 		tb.Apply(record(t, live(i, 2, `,"pad":"`+strings.Repeat("p", 40)+`"`)))
 	}
 	want := filepath.Join(t.TempDir(), "want.jsonl")
-	if err := tb.WriteSnapshot(want, 0o644); err != nil {
+	if _, err := tb.WriteSnapshot(want, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(want)
 	for n := 1; ; n++ {
 		f := &faultyFS{n: n}
 		restore := f.install()
-		err := tb.WriteSnapshot(path, 0o644)
+		_, err := tb.WriteSnapshot(path, 0o644)
 		restore()
 		if err == nil {
 			if f.ops < 6 {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestSnapshot_WriteGolden(t *testing.T) {
 		t.Fatal(d.Err())
 	}
 	path := filepath.Join(t.TempDir(), "s.jsonl")
-	if err := tb.WriteSnapshot(path, 0o644); err != nil {
+	if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -57,7 +58,7 @@ func TestSnapshot_WriteGolden(t *testing.T) {
 
 	// And reading it back gives the same table.
 	back := NewTable()
-	if err := back.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+	if _, err := back.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if dumpTable(back) != dumpTable(tb) {
@@ -67,13 +68,13 @@ func TestSnapshot_WriteGolden(t *testing.T) {
 
 func TestSnapshot_EmptyTableIsEmptyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
-	if err := NewTable().WriteSnapshot(path, 0o644); err != nil {
+	if _, err := NewTable().WriteSnapshot(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); len(b) != 0 {
 		t.Fatalf("empty table wrote %q", b)
 	}
-	if err := NewTable().ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+	if _, err := NewTable().ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,7 +100,7 @@ func TestSnapshot_DamagedRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.jsonl")
 			os.WriteFile(path, []byte(tt.content), 0o644)
-			err := NewTable().ReadSnapshot(path, follow.DecoderOptions{})
+			_, err := NewTable().ReadSnapshot(path, follow.DecoderOptions{})
 			var se *SnapshotError
 			if !errors.As(err, &se) || se.Line != tt.line || !strings.Contains(se.Reason, tt.reason) {
 				t.Fatalf("err %v, want line %d: %s", err, tt.line, tt.reason)
@@ -116,13 +117,13 @@ func TestSnapshot_Permissions(t *testing.T) {
 	tb := NewTable()
 	tb.Apply(record(t, live(1, 1)))
 	fresh := filepath.Join(dir, "fresh.jsonl")
-	if err := tb.WriteSnapshot(fresh, 0o600); err != nil {
+	if _, err := tb.WriteSnapshot(fresh, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	kept := filepath.Join(dir, "kept.jsonl")
 	os.WriteFile(kept, nil, 0o640)
 	os.Chmod(kept, 0o640)
-	if err := tb.WriteSnapshot(kept, 0o644); err != nil {
+	if _, err := tb.WriteSnapshot(kept, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]fs.FileMode{fresh: 0o600, kept: 0o640} {
@@ -158,7 +159,7 @@ func TestWriteFileAtomic_ReadOnlyFolder(t *testing.T) {
 		// root writes through permission bits; the binary's tests cover a
 		// read-only mount instead.
 		t.Log("running as root: checking a missing folder instead")
-		err := NewTable().WriteSnapshot(filepath.Join(t.TempDir(), "gone", "s.jsonl"), 0o644)
+		_, err := NewTable().WriteSnapshot(filepath.Join(t.TempDir(), "gone", "s.jsonl"), 0o644)
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("err %v", err)
 		}
@@ -167,7 +168,7 @@ func TestWriteFileAtomic_ReadOnlyFolder(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o555)
 	defer os.Chmod(dir, 0o755)
-	if err := NewTable().WriteSnapshot(filepath.Join(dir, "s.jsonl"), 0o644); !errors.Is(err, fs.ErrPermission) {
+	if _, err := NewTable().WriteSnapshot(filepath.Join(dir, "s.jsonl"), 0o644); !errors.Is(err, fs.ErrPermission) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -176,8 +177,10 @@ func TestCheckpoint_RoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl.checkpoint")
 	at := time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC)
 	c := &Checkpoint{
-		Endpoint: "https://u:***@h/servers/", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at",
-		Cursor: "1700000000123456789", CursorKeys: []string{"1", `"a\"b"`}, Records: 42,
+		Kind: KindSync, Endpoint: "https://u:***@h/servers/", EndpointID: "sha256:00ff",
+		Key: "id", OrderBy: "updated_at", Deleted: "deleted_at",
+		Cursor: "1700000000123456789", CursorKeys: []follow.CursorKey{{Key: "1", Digest: 0xdeadbeef}, {Key: `"a\"b"`, Digest: 1<<64 - 1}},
+		Snapshot:   SnapshotID{Size: 4200, Records: 42, Digest: 0x0123456789abcdef},
 		CaughtUpAt: at, LastContactAt: at.Add(time.Second),
 	}
 	if err := WriteCheckpoint(path, 0o644, c); err != nil {
@@ -189,16 +192,32 @@ func TestCheckpoint_RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Cursor != c.Cursor || strings.Join(got.CursorKeys, ",") != strings.Join(c.CursorKeys, ",") ||
-		got.Records != 42 || !got.CaughtUpAt.Equal(at) || got.Endpoint != c.Endpoint {
+	if got.Cursor != c.Cursor || !slices.Equal(got.CursorKeys, c.CursorKeys) || got.Snapshot != c.Snapshot ||
+		got.Kind != KindSync || got.EndpointID != c.EndpointID || !got.CaughtUpAt.Equal(at) || got.Endpoint != c.Endpoint {
 		t.Fatalf("read back %+v", got)
 	}
 	// No cursor and no keys round trip too.
-	if err := WriteCheckpoint(path, 0o644, &Checkpoint{Endpoint: "x"}); err != nil {
+	if err := WriteCheckpoint(path, 0o644, &Checkpoint{Kind: KindTail, Endpoint: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ReadCheckpoint(path); err != nil || got.Cursor != "" || len(got.CursorKeys) != 0 {
+	if got, err := ReadCheckpoint(path); err != nil || got.Cursor != "" || len(got.CursorKeys) != 0 || got.Kind != KindTail {
 		t.Fatalf("empty: %+v %v", got, err)
+	}
+}
+
+// A version 1 checkpoint (keys without digests, no kind, no binding) is
+// still read: its keys have digest 0, so any re-delivery goes through.
+func TestCheckpoint_Version1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c")
+	os.WriteFile(path, []byte(`{"version":1,"endpoint":"http://a/","key":"id","order_by":"updated_at","deleted_field":"deleted_at",
+		"cursor":5,"records":3,"caught_up_at":null,"last_contact_at":null,"cursor_keys":[1,"x"]}`), 0o644)
+	got, err := ReadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []follow.CursorKey{{Key: "1"}, {Key: `"x"`}}
+	if got.Kind != "" || got.Cursor != "5" || got.Snapshot.Records != 3 || !slices.Equal(got.CursorKeys, want) {
+		t.Fatalf("got %+v", got)
 	}
 }
 
@@ -213,19 +232,39 @@ func TestCheckpoint_Damaged(t *testing.T) {
 }
 
 func TestCheckpoint_Check(t *testing.T) {
-	c := &Checkpoint{Endpoint: "http://a/servers/", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
 	f := follow.DecoderOptions{Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
-	if err := c.Check("http://a/servers/", f); err != nil {
+	c := &Checkpoint{Kind: KindSync, Endpoint: "http://a/servers/?token=***", EndpointID: "id-eu", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
+	other := f
+	other.OrderBy = "version"
+	for _, tc := range []struct {
+		name, kind, id, display string
+		fields                  follow.DecoderOptions
+		want                    string // "" for no error
+	}{
+		{"same", KindSync, "id-eu", "http://a/servers/?token=***", f, ""},
+		{"password rotated: same ID, display differs", KindSync, "id-eu", "http://u:***@a/servers/?token=***", f, ""},
+		{"another data set behind the same display", KindSync, "id-us", "http://a/servers/?token=***", f,
+			"checkpoint was written for endpoint http://a/servers/?token=***, not http://a/servers/?token=*** (the same once redacted, but another URL)"},
+		{"another endpoint", KindSync, "id-b", "http://b/servers/", f, "checkpoint was written for endpoint http://a/servers/?token=***, not http://b/servers/"},
+		{"other fields", KindSync, "id-eu", "http://a/servers/?token=***", other, "checkpoint was written for order field updated_at, not version"},
+		{"a tail cursor file wanted", KindTail, "id-eu", "http://a/servers/?token=***", f, "this is a lockstep sync checkpoint, not a lockstep tail cursor file"},
+	} {
+		err := c.Check(tc.kind, tc.id, tc.display, tc.fields)
+		got := ""
+		if err != nil {
+			got = err.Error()
+			if !errors.Is(err, ErrMismatch) {
+				t.Errorf("%s: %v is not ErrMismatch", tc.name, err)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// Version 1 has no ID: the display form decides.
+	v1 := &Checkpoint{Endpoint: "http://a/servers/", Key: "id", OrderBy: "updated_at", Deleted: "deleted_at"}
+	if err := v1.Check(KindSync, "anything", "http://a/servers/", f); err != nil {
 		t.Fatal(err)
-	}
-	err := c.Check("http://b/servers/", f)
-	if err == nil || err.Error() != "checkpoint was written for endpoint http://a/servers/, not http://b/servers/" {
-		t.Fatalf("err %v", err)
-	}
-	f.OrderBy = "version"
-	var me *MismatchError
-	if err := c.Check("http://a/servers/", f); !errors.As(err, &me) || me.What != "order field" {
-		t.Fatalf("err %v", err)
 	}
 }
 
@@ -265,7 +304,7 @@ func TestSnapshot_LoadThenSweep(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.jsonl")
 	os.WriteFile(path, []byte(live(1, 1)+"\n"+live(2, 2)+"\n"+live(3, 3)+"\n"), 0o644)
 	tb := NewTable()
-	if err := tb.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+	if _, err := tb.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := dumpTable(tb); got != live(1, 1)+"\n"+live(2, 2)+"\n"+live(3, 3) {

@@ -18,11 +18,11 @@ func FuzzReadSnapshot(f *testing.F) {
 		path := filepath.Join(dir, "s.jsonl")
 		os.WriteFile(path, in, 0o644)
 		tb := NewTable()
-		if err := tb.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+		if _, err := tb.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
 			return
 		}
 		out := filepath.Join(dir, "out.jsonl")
-		if err := tb.WriteSnapshot(out, 0o644); err != nil {
+		if _, err := tb.WriteSnapshot(out, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(out); string(got) != string(in) {

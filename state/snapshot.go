@@ -9,25 +9,51 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/lockstep/lockstep/follow"
 )
 
 // WriteSnapshot atomically replaces path with the table's live records as
 // JSON Lines: one record per line, exactly the bytes received, sorted by
 // key, each line ending in a newline. An empty table is an empty file. A new
-// file gets perm; an existing one keeps its permissions.
-func (t *Table) WriteSnapshot(path string, perm fs.FileMode) error {
-	return writeFileAtomic(path, perm, func(w io.Writer) error {
+// file gets perm; an existing one keeps its permissions. It returns what
+// identifies the file written, for the checkpoint to bind.
+func (t *Table) WriteSnapshot(path string, perm fs.FileMode) (SnapshotID, error) {
+	var id SnapshotID
+	err := writeFileAtomic(path, perm, func(w io.Writer) error {
+		hw := newIDWriter(w)
 		for _, rec := range t.All() {
-			if _, err := w.Write(rec); err != nil {
+			if _, err := hw.Write(rec); err != nil {
 				return err
 			}
-			if _, err := w.Write(nl); err != nil {
+			if _, err := hw.Write(nl); err != nil {
 				return err
 			}
+			id.Records++
 		}
+		id.Size, id.Digest = hw.n, hw.h.Sum64()
 		return nil
 	})
+	if err != nil {
+		return SnapshotID{}, err
+	}
+	return id, nil
+}
+
+// idWriter counts and digests what passes through it.
+type idWriter struct {
+	w io.Writer
+	h *xxhash.Digest
+	n int64
+}
+
+func newIDWriter(w io.Writer) *idWriter { return &idWriter{w: w, h: xxhash.New()} }
+
+func (w *idWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 var nl = []byte{'\n'}
@@ -42,20 +68,22 @@ type SnapshotError struct {
 }
 
 func (e *SnapshotError) Error() string {
-	return fmt.Sprintf("%s:%d: damaged snapshot: %s (fix or remove it, or rebuild it with lockstep sync --resync)", e.Path, e.Line, e.Reason)
+	return fmt.Sprintf("%s:%d: damaged snapshot: %s", e.Path, e.Line, e.Reason)
 }
 
 // ReadSnapshot loads the snapshot at path into t, which should be empty,
 // validating every line: one record each, live, with the configured fields,
-// keys strictly ascending, and a final newline. On error t holds an
+// keys strictly ascending, and a final newline. It returns what identifies
+// the file read, to compare with the checkpoint's. On error t holds an
 // unspecified part of the file. A missing file is fs.ErrNotExist.
-func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) error {
+func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (SnapshotID, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return SnapshotID{}, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	h := xxhash.New()
+	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
 	// Into an empty table, the checked order makes every key new and the
 	// entries come in key order: no look-ups, and no sort before the next
 	// write.
@@ -64,29 +92,33 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) error {
 		defer t.indexNew()
 	}
 	var prev []byte
+	var id SnapshotID
 	for line := 1; ; line++ {
 		b, err := readLine(br)
 		if err == io.EOF {
 			if len(b) > 0 {
-				return &SnapshotError{path, line, "last line has no newline (truncated?)"}
+				return id, &SnapshotError{path, line, "last line has no newline (truncated?)"}
 			}
-			return nil
+			id.Digest = h.Sum64()
+			return id, nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", path, line, err)
+			return id, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
+		id.Size += int64(len(b)) + 1
+		id.Records++
 		rec, perr := follow.ParseRecord(b, fields)
 		if perr != nil {
-			return &SnapshotError{path, line, perr.Error()}
+			return id, &SnapshotError{path, line, perr.Error()}
 		}
 		if len(rec.Bytes) != len(b) {
-			return &SnapshotError{path, line, "whitespace around the record"}
+			return id, &SnapshotError{path, line, "whitespace around the record"}
 		}
 		if rec.Deleted {
-			return &SnapshotError{path, line, "a tombstone (snapshots hold live records only)"}
+			return id, &SnapshotError{path, line, "a tombstone (snapshots hold live records only)"}
 		}
 		if prev != nil && CompareKeys(prev, rec.Key) >= 0 {
-			return &SnapshotError{path, line, fmt.Sprintf("key %s is not after %s (duplicate or out of order)", rec.Key, prev)}
+			return id, &SnapshotError{path, line, fmt.Sprintf("key %s is not after %s (duplicate or out of order)", rec.Key, prev)}
 		}
 		if fresh {
 			t.appendNew(&rec)

@@ -177,7 +177,7 @@ func (t *Table) put(e *entry, r *follow.Record) {
 	if t.blob(e) {
 		e.slab, e.off = t.store(r.Key, r.Order)
 		e.n = e.klen + e.olen
-		h := r.Hash()
+		h := r.Digest()
 		e.x1, e.x2 = uint32(h>>32), uint32(h)
 		return
 	}
@@ -195,7 +195,7 @@ func (t *Table) same(e *entry, r *follow.Record) bool {
 	if !t.blob(e) {
 		return !r.Deleted && bytes.Equal(t.data(e), r.Bytes)
 	}
-	h := r.Hash()
+	h := r.Digest()
 	return e.x1 == uint32(h>>32) && e.x2 == uint32(h) && e.dead() == r.Deleted
 }
 

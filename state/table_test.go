@@ -269,7 +269,7 @@ func BenchmarkTable_WriteSnapshot(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "s.jsonl")
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := tb.WriteSnapshot(path, 0o644); err != nil {
+		if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -67,7 +67,7 @@ func TestSet(t *testing.T) {
 				t.Fatalf("n=%d: found a key never put", n)
 			}
 			seen := 0
-			s.Keys(func([]byte) { seen++ })
+			s.Each(func([]byte, uint64) { seen++ })
 			if seen != s.Len() {
 				t.Fatalf("Keys gave %d of %d", seen, s.Len())
 			}

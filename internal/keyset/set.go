@@ -68,10 +68,11 @@ func (s *Set) Put(key []byte, h uint64, val uint64) {
 // Len is the number of keys.
 func (s *Set) Len() int { return len(s.entries) }
 
-// Keys calls fn with each key; the slice is valid only during the call.
-func (s *Set) Keys(fn func(key []byte)) {
+// Each calls fn with each key and its value; the slice is valid only
+// during the call.
+func (s *Set) Each(fn func(key []byte, val uint64)) {
 	for i := range s.entries {
-		fn(s.key(uint32(i)))
+		fn(s.key(uint32(i)), s.entries[i].val)
 	}
 }
 

@@ -1,0 +1,344 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
+)
+
+// FileOptions configure a File store.
+type FileOptions struct {
+	Perm fs.FileMode // of new files
+	Wait bool        // wait for another process's lock instead of failing
+	// Notify hears what the store decides on its own (a damaged snapshot
+	// ignored for a resync); may be nil.
+	Notify func(error)
+}
+
+// File is the store of lockstep sync: the JSONL snapshot FILE, its
+// checkpoint FILE.checkpoint, and the lock FILE.lock, held from OpenFile to
+// Close. The snapshot is loaded only once a record must be applied to it,
+// so a run that finds nothing new reads the checkpoint and no more.
+type File struct {
+	path   string
+	opts   FileOptions
+	lock   *state.Lock
+	fields follow.DecoderOptions
+
+	table     *state.Table
+	loaded    bool
+	cp        *state.Checkpoint // the checkpoint on disk, trusted
+	snap      state.SnapshotID  // the snapshot on disk
+	haveSnap  bool
+	mustWrite bool // the snapshot on disk must be replaced even if nothing changes
+}
+
+// OpenFile takes the lock of the snapshot at path and returns its store.
+// When another process holds the lock, the error wraps state.ErrLocked.
+func OpenFile(ctx context.Context, path string, opts FileOptions) (*File, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a snapshot file", path)
+	}
+	var lock *state.Lock
+	var err error
+	if opts.Wait {
+		lock, err = state.WaitLock(ctx, path)
+	} else {
+		lock, err = state.TryLock(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &File{path: path, opts: opts, lock: lock, table: state.NewTable()}, nil
+}
+
+// A BindingError is a snapshot that is not the one its checkpoint was
+// written with: edited, truncated, or restored from elsewhere.
+type BindingError struct {
+	Path      string
+	Have, Was state.SnapshotID
+}
+
+func (e *BindingError) Error() string {
+	have := e.Have.String()
+	if e.Have.Records < 0 {
+		have = fmt.Sprintf("%d bytes", e.Have.Size)
+	}
+	return fmt.Sprintf("%s does not match its checkpoint (it has %s; the checkpoint was written with %s): was it edited, truncated or restored from elsewhere?",
+		e.Path, have, e.Was)
+}
+
+// A NotSnapshotError is a file that a resync would overwrite but that is not
+// a lockstep snapshot.
+type NotSnapshotError struct {
+	Path string
+	Err  error
+}
+
+func (e *NotSnapshotError) Error() string {
+	return fmt.Sprintf("%s is not a lockstep snapshot, so it is not overwritten: %v", e.Path, e.Err)
+}
+
+func (e *NotSnapshotError) Unwrap() error { return e.Err }
+
+// Open implements Store.
+func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpoint, string, error) {
+	s.fields = id.Fields
+	cp, err := state.ReadCheckpoint(state.CheckpointPath(s.path))
+	var damaged *state.DamagedError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		cp = nil
+	case errors.As(err, &damaged) && resync:
+		cp = nil
+	case err != nil:
+		return nil, "", err
+	}
+	if cp != nil {
+		err := cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields)
+		var mm *state.MismatchError
+		if errors.As(err, &mm) && mm.What == "kind" {
+			return nil, "", fmt.Errorf("%s: %w", state.CheckpointPath(s.path), err)
+		}
+		if err != nil && !resync {
+			return nil, "", err
+		}
+	}
+	st, err := os.Stat(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, "", err
+	default:
+		s.haveSnap = true
+	}
+	if resync {
+		if s.haveSnap {
+			if err := s.load(nil); err != nil {
+				if cp == nil && damaged == nil {
+					return nil, "", &NotSnapshotError{s.path, err}
+				}
+				// Ours, but damaged: the resync rebuilds it from nothing.
+				if s.opts.Notify != nil {
+					s.opts.Notify(fmt.Errorf("ignoring the damaged snapshot for the resync: %w", err))
+				}
+				s.table, s.mustWrite = state.NewTable(), true
+			}
+		}
+		s.loaded = true
+		return nil, "", nil
+	}
+	switch {
+	case cp == nil && s.haveSnap:
+		return nil, "there is no checkpoint beside the snapshot", nil
+	case cp == nil:
+		s.loaded, s.mustWrite = true, true
+		return nil, "", nil
+	case !s.haveSnap && cp.Snapshot.Records > 0:
+		s.loaded, s.mustWrite = true, true
+		return nil, "the snapshot is missing", nil
+	case !s.haveSnap:
+		s.loaded, s.mustWrite = true, true
+	case cp.Kind != "" && st.Size() != cp.Snapshot.Size:
+		return nil, "", &BindingError{Path: s.path, Have: state.SnapshotID{Size: st.Size(), Records: -1}, Was: cp.Snapshot}
+	}
+	s.cp, s.snap = cp, cp.Snapshot
+	return cp, "", nil
+}
+
+// load reads the snapshot, checking it against the checkpoint's binding
+// when there is one.
+func (s *File) load(cp *state.Checkpoint) error {
+	id, err := s.table.ReadSnapshot(s.path, s.fields)
+	if err != nil {
+		return err
+	}
+	s.loaded, s.snap = true, id
+	if cp == nil {
+		return nil
+	}
+	if cp.Kind == "" {
+		// Version 1 checkpoints bound only the record count.
+		if id.Records != cp.Snapshot.Records {
+			return &BindingError{Path: s.path, Have: id, Was: cp.Snapshot}
+		}
+		return nil
+	}
+	if id != cp.Snapshot {
+		return &BindingError{Path: s.path, Have: id, Was: cp.Snapshot}
+	}
+	return nil
+}
+
+// ensure loads the snapshot on first use.
+func (s *File) ensure() error {
+	if s.loaded {
+		return nil
+	}
+	if err := s.load(s.cp); err != nil {
+		s.table = state.NewTable()
+		return err
+	}
+	return nil
+}
+
+// Table implements Store.
+func (s *File) Table() Table { return fileTable{s} }
+
+// fileTable is the File's table, loaded on first use.
+type fileTable struct{ s *File }
+
+func (t fileTable) Apply(r *follow.Record) (state.Op, error) {
+	if err := t.s.ensure(); err != nil {
+		return state.OpNone, err
+	}
+	return t.s.table.Apply(r), nil
+}
+
+func (t fileTable) BeginResync() error {
+	if err := t.s.ensure(); err != nil {
+		return err
+	}
+	t.s.table.BeginResync()
+	return nil
+}
+
+func (t fileTable) EndResync(maxDelete float64) ([]state.Removed, error) {
+	if err := t.s.ensure(); err != nil {
+		return nil, err
+	}
+	return t.s.table.EndResync(maxDelete)
+}
+
+func (t fileTable) Len() int {
+	if !t.s.loaded {
+		return t.s.snap.Records
+	}
+	return t.s.table.Len()
+}
+
+func (t fileTable) Tombstones() int { return t.s.table.Tombstones() }
+
+func (t fileTable) ForgetTombstones(below follow.Order) int { return t.s.table.ForgetTombstones(below) }
+
+// Commit implements Store: the snapshot (when the table changed), then the
+// checkpoint that binds it, each replaced atomically.
+func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) error {
+	if (changed || s.mustWrite) && s.loaded {
+		id, err := s.table.WriteSnapshot(s.path, s.opts.Perm)
+		if err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		s.snap, s.haveSnap, s.mustWrite = id, true, false
+	}
+	cp.Kind, cp.Snapshot = state.KindSync, s.snap
+	if err := state.WriteCheckpoint(state.CheckpointPath(s.path), s.opts.Perm, cp); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Records yields the live records of the table in key order, loading the
+// snapshot if it is not loaded yet.
+func (s *File) Records() (iter.Seq2[[]byte, []byte], error) {
+	if err := s.ensure(); err != nil {
+		return nil, err
+	}
+	return s.table.All(), nil
+}
+
+// Close implements Store.
+func (s *File) Close() error { return s.lock.Unlock() }
+
+// Cursor is the store of lockstep tail --checkpoint: a cursor file of its
+// own kind (never a sync checkpoint), locked like a snapshot, keeping no
+// table.
+type Cursor struct {
+	path string
+	perm fs.FileMode
+	lock *state.Lock
+}
+
+// OpenCursor takes the lock of the cursor file at path and returns its
+// store.
+func OpenCursor(ctx context.Context, path string, perm fs.FileMode, wait bool) (*Cursor, error) {
+	var lock *state.Lock
+	var err error
+	if wait {
+		lock, err = state.WaitLock(ctx, path)
+	} else {
+		lock, err = state.TryLock(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Cursor{path: path, perm: perm, lock: lock}, nil
+}
+
+// Open implements Store. A tail cursor file has no resync: remove it to
+// start over.
+func (c *Cursor) Open(_ context.Context, id Identity, _ bool) (*state.Checkpoint, string, error) {
+	cp, err := state.ReadCheckpoint(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cp.Check(state.KindTail, id.EndpointID, id.Endpoint, id.Fields); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", c.path, err)
+	}
+	return cp, "", nil
+}
+
+// Table implements Store: a cursor file keeps none.
+func (c *Cursor) Table() Table { return nil }
+
+// Commit implements Store.
+func (c *Cursor) Commit(_ context.Context, cp *state.Checkpoint, _ bool) error {
+	cp.Kind = state.KindTail
+	if err := state.WriteCheckpoint(c.path, c.perm, cp); err != nil {
+		return fmt.Errorf("write %s: %w", c.path, err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (c *Cursor) Close() error { return c.lock.Unlock() }
+
+// ReadFile loads the snapshot at path and its checkpoint (nil if it has
+// none), without the lock: readers never wait for a writer. A snapshot that
+// does not match its checkpoint is a *BindingError. A sync that replaces
+// both while they are read is waited out.
+func ReadFile(path string, fields func(*state.Checkpoint) follow.DecoderOptions) (*state.Table, *state.Checkpoint, error) {
+	for attempt := 0; ; attempt++ {
+		cp, err := state.ReadCheckpoint(state.CheckpointPath(path))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			cp = nil
+		case err != nil:
+			return nil, nil, err
+		}
+		s := &File{path: path, table: state.NewTable(), fields: fields(cp)}
+		if cp != nil && cp.Kind != "" && cp.Kind != state.KindSync {
+			return nil, nil, fmt.Errorf("%s: %w", state.CheckpointPath(path), &state.MismatchError{What: "kind", Was: cp.Kind, Now: state.KindSync})
+		}
+		err = s.load(cp)
+		var bind *BindingError
+		if errors.As(err, &bind) && attempt < 3 {
+			if again, rerr := state.ReadCheckpoint(state.CheckpointPath(path)); rerr == nil && again.Snapshot != cp.Snapshot {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.table, cp, nil
+	}
+}

@@ -1,0 +1,69 @@
+package replica
+
+import (
+	"context"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
+)
+
+// A Table is what an Engine applies records to. *state.Table (through
+// Memory) keeps it in memory; a database store keeps it in the database.
+type Table interface {
+	// Apply applies one record, last writer wins (PROTOCOL 5.2), and says
+	// what it did.
+	Apply(r *follow.Record) (state.Op, error)
+	// BeginResync starts a mark and sweep: every key applied from now on
+	// is marked.
+	BeginResync() error
+	// EndResync removes every live key not marked since BeginResync, unless
+	// that would remove more than maxDelete (0 to 1) of a table of at least
+	// state.MassDeleteMinimum records: then it removes nothing and returns
+	// a *state.MassDeleteError.
+	EndResync(maxDelete float64) ([]state.Removed, error)
+	// Len is the number of live records.
+	Len() int
+	// Tombstones is the number of deleted keys remembered, and
+	// ForgetTombstones forgets those below an order value.
+	Tombstones() int
+	ForgetTombstones(below follow.Order) int
+}
+
+// Identity is what a store's checkpoint must have been written for.
+type Identity struct {
+	EndpointID string // follow.Follower.EndpointID
+	Endpoint   string // redacted, for messages
+	Fields     follow.DecoderOptions
+}
+
+// A Store keeps a replica between runs: a table (or none, when only a
+// cursor is kept) and the checkpoint of where to resume.
+type Store interface {
+	// Open checks the store against id and returns the checkpoint to
+	// resume from: nil for a new store or when resync is asked for. A
+	// non-empty resync reason means the store holds records but no cursor
+	// that can be trusted with them, so a full resync must reconcile them.
+	// A checkpoint written for another endpoint, other fields or by another
+	// kind of command is a *state.MismatchError (unless resync, for the
+	// first two).
+	Open(ctx context.Context, id Identity, resync bool) (cp *state.Checkpoint, resyncReason string, err error)
+	// Table is the table the store keeps, or nil if it keeps none.
+	Table() Table
+	// Commit makes durable every change applied to Table since the last
+	// Commit, together with cp: a crash at any instant leaves the one or
+	// the other, never a table ahead of or behind its checkpoint. changed
+	// says whether the table changed since the last Commit.
+	Commit(ctx context.Context, cp *state.Checkpoint, changed bool) error
+	// Close releases the store and its lock.
+	Close() error
+}
+
+// Memory adapts an in-memory *state.Table (state.NewTable or
+// state.NewIndex) to Table.
+func Memory(t *state.Table) Table { return memory{t} }
+
+type memory struct{ *state.Table }
+
+func (m memory) Apply(r *follow.Record) (state.Op, error) { return m.Table.Apply(r), nil }
+
+func (m memory) BeginResync() error { m.Table.BeginResync(); return nil }
