@@ -232,3 +232,45 @@ func TestDecoder_Offset(t *testing.T) {
 		t.Fatalf("offsets = %v, want [2 27]", offs)
 	}
 }
+
+// With back-to-back framing, a bad object hides nothing after it on its
+// line: decoding goes on at the next object, and each bad one is counted.
+func TestDecoder_BadObjectMidLine(t *testing.T) {
+	in := `{"id":1,"updated_at":1}{"id":2,"updated_at":2,"up":tru}{"id":3,"updated_at":3}{"id":4,"updated_at":4,"s":"}{"}` + "\n" +
+		`{"id":5,"updated_at":5,"x":"unterminated}{"id":6,"updated_at":6}` + "\n" + `{"id":7,"updated_at":7}`
+	for _, rm := range readMakers {
+		t.Run(rm.name, func(t *testing.T) {
+			d := NewDecoder(rm.fn(strings.NewReader(in)), DecoderOptions{})
+			var keys []string
+			bad := 0
+			for {
+				for d.Next() {
+					keys = append(keys, string(d.Record().Key))
+				}
+				var be *BadRecordError
+				if !errors.As(d.Err(), &be) {
+					break
+				}
+				bad++
+			}
+			if got := strings.Join(keys, ","); got != "1,3,4,7" || bad != 2 || d.Err() != nil {
+				t.Fatalf("keys %s, %d bad, err %v; want 1,3,4,7 and 2 bad", got, bad, d.Err())
+			}
+		})
+	}
+}
+
+// A UTF-8 byte order mark before the body is not a bad record.
+func TestDecoder_ByteOrderMark(t *testing.T) {
+	for _, rm := range readMakers {
+		t.Run(rm.name, func(t *testing.T) {
+			d := NewDecoder(rm.fn(strings.NewReader("\xEF\xBB\xBF"+`{"id":1,"updated_at":1}`+"\n")), DecoderOptions{})
+			if !d.Next() || string(d.Record().Key) != "1" || d.Record().Offset != 3 {
+				t.Fatalf("no record 1 after the BOM: err %v", d.Err())
+			}
+			if d.Next() || d.Err() != nil {
+				t.Fatalf("err %v", d.Err())
+			}
+		})
+	}
+}

@@ -39,7 +39,7 @@ const (
 
 // Config configures an Engine.
 type Config struct {
-	Follow follow.Config // the endpoint; Since, SinceKeys and Resync are the Engine's to set
+	Follow follow.Config // the endpoint; Resync is the Engine's to set, and Since and SinceKeys come from the store unless Since is given
 	Store  Store         // nil: nothing is kept between runs
 	Table  Table         // where records go when Store keeps no table (e.g. Memory(state.NewIndex()))
 	Resync bool          // start with a full resync

@@ -149,16 +149,28 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 		return nil, "", &BindingError{Path: s.path, Have: state.SnapshotID{Size: st.Size(), Records: -1}, Was: cp.Snapshot}
 	}
 	s.cp, s.snap = cp, cp.Snapshot
+	if s.haveSnap && !st.ModTime().Equal(cp.Snapshot.ModTime) {
+		// Touched since it was written (edited, restored, or only
+		// touched): check it whole now rather than trust it.
+		if err := s.load(cp); err != nil {
+			return nil, "", err
+		}
+	}
 	return cp, "", nil
 }
 
 // load reads the snapshot, checking it against the checkpoint's binding
 // when there is one.
 func (s *File) load(cp *state.Checkpoint) error {
+	st, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
 	id, err := s.table.ReadSnapshot(s.path, s.fields)
 	if err != nil {
 		return err
 	}
+	id.ModTime = st.ModTime()
 	s.loaded, s.snap = true, id
 	if cp == nil {
 		return nil
@@ -170,7 +182,7 @@ func (s *File) load(cp *state.Checkpoint) error {
 		}
 		return nil
 	}
-	if id != cp.Snapshot {
+	if !id.Same(cp.Snapshot) {
 		return &BindingError{Path: s.path, Have: id, Was: cp.Snapshot}
 	}
 	return nil
@@ -234,6 +246,9 @@ func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) err
 		id, err := s.table.WriteSnapshot(s.path, s.opts.Perm)
 		if err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
+		}
+		if st, err := os.Stat(s.path); err == nil {
+			id.ModTime = st.ModTime()
 		}
 		s.snap, s.haveSnap, s.mustWrite = id, true, false
 	}
@@ -332,7 +347,7 @@ func ReadFile(path string, fields func(*state.Checkpoint) follow.DecoderOptions)
 		err = s.load(cp)
 		var bind *BindingError
 		if errors.As(err, &bind) && attempt < 3 {
-			if again, rerr := state.ReadCheckpoint(state.CheckpointPath(path)); rerr == nil && again.Snapshot != cp.Snapshot {
+			if again, rerr := state.ReadCheckpoint(state.CheckpointPath(path)); rerr == nil && !again.Snapshot.Same(cp.Snapshot) {
 				continue
 			}
 		}

@@ -43,6 +43,15 @@ type SnapshotID struct {
 	Size    int64
 	Records int
 	Digest  uint64 // XXH64 of the whole file
+	// ModTime is the file's modification time once written: while it is
+	// unchanged, the file is taken to be unchanged without reading it.
+	// Not part of the identity: Same ignores it.
+	ModTime time.Time
+}
+
+// Same reports whether s and o identify the same contents.
+func (s SnapshotID) Same(o SnapshotID) bool {
+	return s.Size == o.Size && s.Records == o.Records && s.Digest == o.Digest
 }
 
 func (s SnapshotID) String() string {
@@ -69,8 +78,9 @@ type checkpointFile struct {
 }
 
 type snapshotFile struct {
-	Size   int64  `json:"size"`
-	Digest string `json:"xxh64"`
+	Size    int64      `json:"size"`
+	Digest  string     `json:"xxh64"`
+	ModTime *time.Time `json:"mtime,omitempty"`
 }
 
 const checkpointVersion = 2
@@ -87,6 +97,10 @@ func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
 	}
 	if c.Kind == KindSync {
 		cf.Snapshot = &snapshotFile{Size: c.Snapshot.Size, Digest: fmt.Sprintf("%016x", c.Snapshot.Digest)}
+		if !c.Snapshot.ModTime.IsZero() {
+			t := c.Snapshot.ModTime.UTC()
+			cf.Snapshot.ModTime = &t
+		}
 	}
 	if c.Cursor != "" {
 		cf.Cursor = json.RawMessage(c.Cursor)
@@ -160,6 +174,9 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	c.Snapshot.Records = cf.Records
 	if cf.Snapshot != nil {
 		c.Snapshot.Size = cf.Snapshot.Size
+		if cf.Snapshot.ModTime != nil {
+			c.Snapshot.ModTime = *cf.Snapshot.ModTime
+		}
 		if c.Snapshot.Digest, err = strconv.ParseUint(cf.Snapshot.Digest, 16, 64); err != nil {
 			return nil, &DamagedError{path, fmt.Sprintf("snapshot digest %q", cf.Snapshot.Digest)}
 		}

@@ -1,0 +1,334 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/follow/followtest"
+	"github.com/lockstep/lockstep/state"
+)
+
+func rec(id, order any, extra string) string {
+	return fmt.Sprintf(`{"id":%v,"updated_at":%v,"deleted_at":null%s}`, id, order, extra)
+}
+
+// syncOnce is lockstep sync without --follow: it opens the file store,
+// catches up, commits and closes.
+func syncOnce(t *testing.T, url, out string, mod func(*Config)) (*Engine, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := OpenFile(ctx, out, FileOptions{Perm: 0o644})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	cfg := Config{Follow: follow.Config{URL: url, Idle: 100 * time.Millisecond, ResyncQuiet: time.Second}, Store: store, MaxDelete: 0.5}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e, e.Run(ctx)
+}
+
+func snapshot(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func lines(recs ...string) string { return strings.Join(recs, "\n") + "\n" }
+
+// printed collects what an engine would print.
+type printed struct{ out []string }
+
+func (p *printed) Change(op state.Op, r *follow.Record, inferred bool) error {
+	s := op.String() + " " + string(r.Bytes)
+	if inferred {
+		s += " (inferred)"
+	}
+	p.out = append(p.out, s)
+	return nil
+}
+
+func (p *printed) Flush() error { return nil }
+
+// A record re-sent at the cursor with new bytes (an update in the same
+// second) is an update in the next run too: the checkpoint keeps a digest
+// of each key at the cursor, not the key alone.
+func TestEngine_SameOrderUpdateAcrossRuns(t *testing.T) {
+	srv := followtest.NewUnstartedServer(rec(1, 5, `,"v":1`), rec(2, 5, `,"v":1`))
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append(rec(2, 5, `,"v":2`))
+	e, err := syncOnce(t, srv.URL+"/", out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshot(t, out), lines(rec(1, 5, `,"v":1`), rec(2, 5, `,"v":2`)); got != want || e.Stats().Updates != 1 {
+		t.Fatalf("snapshot %q, want %q; stats %+v", got, want, e.Stats())
+	}
+
+	// The same for tail --once --checkpoint: the change is printed, once.
+	cursor := filepath.Join(t.TempDir(), "tail.cursor")
+	tail := func() []string {
+		ctx := context.Background()
+		store, err := OpenCursor(ctx, cursor, 0o644, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		p := &printed{}
+		e, err := New(ctx, Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, Table: Memory(state.NewIndex()), Sink: p, CommitEvery: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return p.out
+	}
+	if got := tail(); len(got) != 2 {
+		t.Fatalf("first tail printed %q", got)
+	}
+	srv.Append(rec(1, 5, `,"v":3`))
+	if got := tail(); len(got) != 1 || got[0] != "insert "+rec(1, 5, `,"v":3`) {
+		t.Fatalf("second tail printed %q, want the update of key 1", got)
+	}
+	if got := tail(); len(got) != 0 {
+		t.Fatalf("third tail printed %q, want nothing", got)
+	}
+}
+
+// A snapshot changed behind the checkpoint's back is refused, whatever the
+// change, even when it keeps the size.
+func TestEngine_SnapshotBoundToCheckpoint(t *testing.T) {
+	recs := []string{rec(1, 1, `,"v":"a"`), rec(2, 2, `,"v":"b"`), rec(3, 3, `,"v":"c"`)}
+	tests := []struct {
+		name   string
+		change func(path, old string)
+	}{
+		{"a line removed by hand", func(path, old string) { os.WriteFile(path, []byte(lines(recs[0], recs[2])), 0o644) }},
+		{"truncated", func(path, old string) { os.WriteFile(path, []byte(lines(recs[0])+recs[1][:10]), 0o644) }},
+		{"an older snapshot of the same size restored", func(path, old string) {
+			os.WriteFile(path, []byte(strings.Replace(old, `"v":"b"`, `"v":"x"`, 1)), 0o644)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := followtest.NewUnstartedServer(recs...)
+			srv.Finite = true
+			srv.Start()
+			defer srv.Close()
+			out := filepath.Join(t.TempDir(), "s.jsonl")
+			if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+				t.Fatal(err)
+			}
+			old := snapshot(t, out)
+			tt.change(out, old)
+			changed := snapshot(t, out)
+			_, err := syncOnce(t, srv.URL+"/", out, nil)
+			var be *BindingError
+			if !errors.As(err, &be) || !strings.Contains(err.Error(), out+" does not match its checkpoint") {
+				t.Fatalf("err %v, want a BindingError", err)
+			}
+			if snapshot(t, out) != changed {
+				t.Fatal("the refused run rewrote the snapshot")
+			}
+			if _, err := syncOnce(t, srv.URL+"/", out, func(c *Config) { c.Resync = true }); err != nil || snapshot(t, out) != old {
+				t.Fatalf("resync: %v\n%s", err, snapshot(t, out))
+			}
+		})
+	}
+}
+
+// Two data sets behind URLs that look alike once redacted are never mixed
+// in one snapshot; a new password is the same data set.
+func TestEngine_EndpointIdentity(t *testing.T) {
+	srv := followtest.NewUnstartedServer(rec(1, 1, ""))
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	base := strings.Replace(srv.URL, "http://", "http://u:one@", 1)
+	if _, err := syncOnce(t, base+"/?partition_key=eu", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := syncOnce(t, base+"/?partition_key=us", out, nil)
+	if !errors.Is(err, state.ErrMismatch) || !strings.Contains(err.Error(), "another URL") {
+		t.Fatalf("err %v, want a mismatch", err)
+	}
+	rotated := strings.Replace(base, "u:one@", "u:two@", 1)
+	if _, err := syncOnce(t, rotated+"/?partition_key=eu", out, nil); err != nil {
+		t.Fatalf("password rotated: %v", err)
+	}
+	cp := snapshot(t, out+".checkpoint")
+	if strings.Contains(cp, "one") || strings.Contains(cp, "two") || strings.Contains(cp, "=eu") {
+		t.Fatalf("a secret in the checkpoint:\n%s", cp)
+	}
+}
+
+// A resync whose first record comes late, or whose backlog pauses, removes
+// nothing that the endpoint still has, from a snapshot or from tail's
+// output.
+func TestEngine_SlowResyncSweepsNothing(t *testing.T) {
+	var recs []string
+	for i := 1; i <= 150; i++ {
+		recs = append(recs, rec(i, i, ""))
+	}
+	srv := followtest.NewServer(recs...)
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := snapshot(t, out)
+	srv.Faults(followtest.Fault{Stall: 400 * time.Millisecond}, followtest.Fault{After: 75, Stall: 400 * time.Millisecond})
+	for range 2 {
+		e, err := syncOnce(t, srv.URL+"/", out, func(c *Config) { c.Resync = true })
+		if err != nil || snapshot(t, out) != full || e.Stats().Deletes != 0 {
+			t.Fatalf("err %v, stats %+v", err, e.Stats())
+		}
+	}
+
+	// tail: a 410, then a resync whose backlog pauses: no false tombstones.
+	srv.Faults(followtest.Fault{Status: 410}, followtest.Fault{After: 75, Stall: 400 * time.Millisecond})
+	p := &printed{}
+	e, err := New(context.Background(), Config{
+		Follow: follow.Config{URL: srv.URL + "/", Since: "150", Idle: 100 * time.Millisecond, ResyncQuiet: time.Second},
+		Table:  Memory(state.NewIndex()), Sink: p, MaxDelete: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range p.out {
+		if strings.Contains(line, "inferred") {
+			t.Fatalf("false tombstone %s", line)
+		}
+	}
+}
+
+// The mass-deletion guard holds for tail's inferred tombstones as for
+// sync's removals.
+func TestEngine_MassDeleteGuardForTail(t *testing.T) {
+	var recs []string
+	for i := 1; i <= 120; i++ {
+		recs = append(recs, rec(i, i, ""))
+	}
+	srv := followtest.NewUnstartedServer(recs...)
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	table := Memory(state.NewIndex())
+	run := func(follow follow.Config, resync bool) ([]string, error) {
+		p := &printed{}
+		e, err := New(context.Background(), Config{Follow: follow, Table: table, Sink: p, MaxDelete: 0.5, Resync: resync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.out, e.Run(context.Background())
+	}
+	if _, err := run(follow.Config{URL: srv.URL + "/"}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint comes back from a restore with only the last 20.
+	small := followtest.NewUnstartedServer(recs[100:]...)
+	small.Finite = true
+	small.Start()
+	defer small.Close()
+	out, err := run(follow.Config{URL: small.URL + "/", Since: "120"}, true)
+	var md *state.MassDeleteError
+	if !errors.As(err, &md) || md.Remove != 100 || len(out) != 0 {
+		t.Fatalf("err %v, printed %d lines; want the guard", err, len(out))
+	}
+}
+
+// A following engine on a quiet endpoint keeps saying the replica is
+// current: caught_up_at and last_contact_at move.
+func TestEngine_FreshWhileQuiet(t *testing.T) {
+	srv := followtest.NewUnstartedServer(rec(1, 1, ""))
+	srv.Heartbeat = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := OpenFile(ctx, out, FileOptions{Perm: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, err := New(ctx, Config{Follow: follow.Config{URL: srv.URL + "/", Follow: true, Idle: 100 * time.Millisecond},
+		Store: store, Fresh: 300 * time.Millisecond, CommitEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var first time.Time
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		if cp, err := state.ReadCheckpoint(out + ".checkpoint"); err == nil && !cp.CaughtUpAt.IsZero() {
+			if first.IsZero() {
+				first = cp.CaughtUpAt
+			} else if cp.CaughtUpAt.Sub(first) > 500*time.Millisecond && cp.LastContactAt.Sub(first) > 500*time.Millisecond {
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	t.Fatal("caught_up_at and last_contact_at never moved on a quiet, healthy endpoint")
+}
+
+// Records that change nothing (the seed's server.js re-sends its table)
+// let a finishing sync end in about --idle.
+func TestEngine_ResentRecordsLetSyncFinish(t *testing.T) {
+	srv := followtest.NewServer(rec(1, 1, ""), rec(2, 2, ""))
+	defer srv.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				srv.Append(rec(1, 1, ""))
+			}
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	start := time.Now()
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	if got := snapshot(t, out); got != lines(rec(1, 1, ""), rec(2, 2, "")) {
+		t.Fatalf("snapshot %q", got)
+	}
+}
