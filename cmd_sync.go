@@ -95,6 +95,10 @@ func runSync(c *cli.Context) error {
 	err = e.Run(c.Context)
 	p.clear()
 	if errors.Is(err, context.Canceled) && c.Context.Err() != nil {
+		if !fcfg.Follow {
+			// Without --follow the files are written only once caught up.
+			return fmt.Errorf("%s: interrupted before it caught up; the files are as they were", name)
+		}
 		// SIGINT or SIGTERM: what was applied is written; exit 0.
 		err = nil
 	}

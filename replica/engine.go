@@ -189,12 +189,15 @@ func (e *Engine) Stats() Stats { return e.stats }
 
 // Run follows the endpoint and keeps the replica until ctx is cancelled,
 // an error stops it, or, when not following, it has caught up. It commits
-// before returning nil, and, when ctx is cancelled, commits what it has
-// applied (unless a resync is under way) and returns ctx.Err(). Any other
-// error leaves the store as it was at the last commit.
+// before returning nil. When ctx is cancelled it returns ctx.Err(), having
+// committed what it applied if it commits as it goes (following, or
+// CommitEvery set) and no resync is under way; an engine that commits only
+// once caught up commits nothing then. Any other error leaves the store as
+// it was at the last commit.
 func (e *Engine) Run(ctx context.Context) error {
 	err := e.f.Run(ctx, e.handle)
-	if err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil {
+	cancelled := errors.Is(err, context.Canceled) && ctx.Err() != nil
+	if err == nil || cancelled && (e.cfg.Follow.Follow || e.cfg.CommitEvery > 0) {
 		if cerr := e.commit(context.WithoutCancel(ctx)); cerr != nil {
 			return cerr
 		}
