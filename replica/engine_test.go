@@ -41,6 +41,24 @@ func syncOnce(t *testing.T, url, out string, mod func(*Config)) (*Engine, error)
 	return e, e.Run(ctx)
 }
 
+// finite starts an endpoint that ends each response after its backlog.
+func finite(t *testing.T, recs ...string) *followtest.Server {
+	srv := followtest.NewUnstartedServer(recs...)
+	srv.Finite = true
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// numbered is n live records with ids and order values 1 to n.
+func numbered(n int) []string {
+	var recs []string
+	for i := 1; i <= n; i++ {
+		recs = append(recs, rec(i, i, ""))
+	}
+	return recs
+}
+
 func snapshot(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -70,10 +88,7 @@ func (p *printed) Flush() error { return nil }
 // second) is an update in the next run too: the checkpoint keeps a digest
 // of each key at the cursor, not the key alone.
 func TestEngine_SameOrderUpdateAcrossRuns(t *testing.T) {
-	srv := followtest.NewUnstartedServer(rec(1, 5, `,"v":1`), rec(2, 5, `,"v":1`))
-	srv.Finite = true
-	srv.Start()
-	defer srv.Close()
+	srv := finite(t, rec(1, 5, `,"v":1`), rec(2, 5, `,"v":1`))
 	out := filepath.Join(t.TempDir(), "s.jsonl")
 	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
 		t.Fatal(err)
@@ -134,10 +149,7 @@ func TestEngine_SnapshotBoundToCheckpoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := followtest.NewUnstartedServer(recs...)
-			srv.Finite = true
-			srv.Start()
-			defer srv.Close()
+			srv := finite(t, recs...)
 			out := filepath.Join(t.TempDir(), "s.jsonl")
 			if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
 				t.Fatal(err)
@@ -163,10 +175,7 @@ func TestEngine_SnapshotBoundToCheckpoint(t *testing.T) {
 // Two data sets behind URLs that look alike once redacted are never mixed
 // in one snapshot; a new password is the same data set.
 func TestEngine_EndpointIdentity(t *testing.T) {
-	srv := followtest.NewUnstartedServer(rec(1, 1, ""))
-	srv.Finite = true
-	srv.Start()
-	defer srv.Close()
+	srv := finite(t, rec(1, 1, ""))
 	out := filepath.Join(t.TempDir(), "s.jsonl")
 	base := strings.Replace(srv.URL, "http://", "http://u:one@", 1)
 	if _, err := syncOnce(t, base+"/?partition_key=eu", out, nil); err != nil {
@@ -190,11 +199,7 @@ func TestEngine_EndpointIdentity(t *testing.T) {
 // nothing that the endpoint still has, from a snapshot or from tail's
 // output.
 func TestEngine_SlowResyncSweepsNothing(t *testing.T) {
-	var recs []string
-	for i := 1; i <= 150; i++ {
-		recs = append(recs, rec(i, i, ""))
-	}
-	srv := followtest.NewServer(recs...)
+	srv := followtest.NewServer(numbered(150)...)
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "s.jsonl")
 	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
@@ -232,14 +237,8 @@ func TestEngine_SlowResyncSweepsNothing(t *testing.T) {
 // The mass-deletion guard holds for tail's inferred tombstones as for
 // sync's removals.
 func TestEngine_MassDeleteGuardForTail(t *testing.T) {
-	var recs []string
-	for i := 1; i <= 120; i++ {
-		recs = append(recs, rec(i, i, ""))
-	}
-	srv := followtest.NewUnstartedServer(recs...)
-	srv.Finite = true
-	srv.Start()
-	defer srv.Close()
+	recs := numbered(120)
+	srv := finite(t, recs...)
 	table := Memory(state.NewIndex())
 	run := func(follow follow.Config, resync bool) ([]string, error) {
 		p := &printed{}
@@ -253,10 +252,7 @@ func TestEngine_MassDeleteGuardForTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The endpoint comes back from a restore with only the last 20.
-	small := followtest.NewUnstartedServer(recs[100:]...)
-	small.Finite = true
-	small.Start()
-	defer small.Close()
+	small := finite(t, recs[100:]...)
 	out, err := run(follow.Config{URL: small.URL + "/", Since: "120"}, true)
 	var md *state.MassDeleteError
 	if !errors.As(err, &md) || md.Remove != 100 || len(out) != 0 {

@@ -45,17 +45,18 @@ func OpenFile(ctx context.Context, path string, opts FileOptions) (*File, error)
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("%s is a folder, not a snapshot file", path)
 	}
-	var lock *state.Lock
-	var err error
-	if opts.Wait {
-		lock, err = state.WaitLock(ctx, path)
-	} else {
-		lock, err = state.TryLock(path)
-	}
+	lock, err := takeLock(ctx, path, opts.Wait)
 	if err != nil {
 		return nil, err
 	}
 	return &File{path: path, opts: opts, lock: lock, table: state.NewTable()}, nil
+}
+
+func takeLock(ctx context.Context, path string, wait bool) (*state.Lock, error) {
+	if wait {
+		return state.WaitLock(ctx, path)
+	}
+	return state.TryLock(path)
 }
 
 // A BindingError is a snapshot that is not the one its checkpoint was
@@ -283,13 +284,7 @@ type Cursor struct {
 // OpenCursor takes the lock of the cursor file at path and returns its
 // store.
 func OpenCursor(ctx context.Context, path string, perm fs.FileMode, wait bool) (*Cursor, error) {
-	var lock *state.Lock
-	var err error
-	if wait {
-		lock, err = state.WaitLock(ctx, path)
-	} else {
-		lock, err = state.TryLock(path)
-	}
+	lock, err := takeLock(ctx, path, wait)
 	if err != nil {
 		return nil, err
 	}
