@@ -24,19 +24,22 @@ with FILE.checkpoint holding the cursor. Without --follow it resumes from the
 checkpoint, catches up, writes both files and exits 0: safe from cron every
 minute. Files are replaced atomically, snapshot before checkpoint, so a crash
 at any instant loses nothing. A second sync on the same FILE fails at once.
+If FILE is a symbolic link it is resolved once: the file it points to is
+written and locked, and the link stays. New files are 0666 less the umask
+(--private: 0600); existing files keep their mode.
 
 Examples:
    lockstep sync http://h/servers/ --out servers.jsonl
    * * * * * lockstep sync http://h/servers/ --out /var/lib/servers.jsonl   # crontab
    lockstep sync --follow http://h/servers/ --out servers.jsonl`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it)", EnvVars: env("out")},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it; a symbolic link is resolved once)", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep running, writing the files as changes arrive", EnvVars: env("follow")},
 		&cli.BoolFlag{Name: "resync", Usage: "rebuild from cursor 0, removing what the endpoint no longer has", EnvVars: env("resync")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would remove more than this share of a table of 100+ records", EnvVars: env("max-delete")},
 		&cli.DurationFlag{Name: "flush-interval", Value: time.Second, Usage: "with --follow: write the files at most this often", EnvVars: env("flush-interval")},
 		&cli.BoolFlag{Name: "wait", Usage: "wait for another sync's lock instead of failing", EnvVars: env("wait")},
-		&cli.BoolFlag{Name: "private", Usage: "create the files 0600 instead of 0644", EnvVars: env("private")},
+		&cli.BoolFlag{Name: "private", Usage: "make the files 0600, existing ones too (default: new files 0666 less the umask)", EnvVars: env("private")},
 		onBadRecordFlag("fail"),
 	}, fieldFlags...), connFlags...),
 	Action: runSync,
@@ -67,6 +70,9 @@ func runSync(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("sync %s: %w", out, err)}
 	}
+	if out, err = state.ResolveFile(c.String("out")); err != nil {
+		return fmt.Errorf("sync --out %s: %w", c.String("out"), err)
+	}
 	name := "sync " + out
 
 	var lock *state.Lock
@@ -82,6 +88,11 @@ func runSync(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer lock.Unlock()
+	if removed, err := lock.RemoveStaleTemps(out, state.CheckpointPath(out)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	} else if len(removed) > 0 {
+		fmt.Fprintf(stderr, "lockstep: %s: removed %d temp files an interrupted run left\n", name, len(removed))
+	}
 
 	resync := c.Bool("resync")
 	cp, err := state.ReadCheckpoint(state.CheckpointPath(out))
@@ -121,9 +132,9 @@ func runSync(c *cli.Context) error {
 	if f, err = follow.New(cfg); err != nil {
 		return err
 	}
-	perm := fs.FileMode(0o644)
+	perm := state.ModeShared
 	if c.Bool("private") {
-		perm = 0o600
+		perm = state.ModePrivate
 	}
 	s := &syncer{
 		f: f, table: table, out: out, perm: perm, fields: cfg.Fields, stderr: stderr,

@@ -225,7 +225,7 @@ func (t *tailer) checkpoint(force bool) error {
 		Endpoint: t.endpoint, Key: t.fields.Key, OrderBy: t.fields.OrderBy, Deleted: t.fields.Deleted,
 		Cursor: cur, CursorKeys: keys, CaughtUpAt: t.caughtAt, LastContactAt: t.contact,
 	}
-	if err := state.WriteCheckpoint(t.cpPath, 0o644, cp); err != nil {
+	if err := state.WriteCheckpoint(t.cpPath, state.ModeShared, cp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	t.lastCP, t.cpCursor = time.Now(), cur
