@@ -146,11 +146,11 @@ func openTemp(path string, perm fs.FileMode) (*os.File, error) {
 	return nil, err
 }
 
-// isTemp reports whether name, in path's folder, is a temp file of a write
-// of path: made by this lockstep (16 hex digits) or an earlier one
-// (os.CreateTemp's decimal digits).
-func isTemp(name, path string) bool {
-	suffix, ok := strings.CutPrefix(name, "."+filepath.Base(path)+".tmp-")
+// isTemp reports whether file is a temp file of a write of path: made by
+// this lockstep (16 hex digits) or an earlier one (os.CreateTemp's decimal
+// digits).
+func isTemp(file, path string) bool {
+	suffix, ok := strings.CutPrefix(file, tempPrefix(path))
 	return ok && suffix != "" && strings.Trim(suffix, "0123456789abcdef") == ""
 }
 
@@ -168,10 +168,10 @@ func (l *Lock) RemoveStaleTemps(paths ...string) ([]string, error) {
 			return removed, err
 		}
 		for _, e := range entries {
-			if !e.Type().IsRegular() || !isTemp(e.Name(), path) {
+			name := filepath.Join(dir, e.Name())
+			if !e.Type().IsRegular() || !isTemp(name, path) {
 				continue
 			}
-			name := filepath.Join(dir, e.Name())
 			if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return removed, err
 			}
