@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+
 	"strconv"
 	"strings"
 	"time"
@@ -24,19 +24,22 @@ with FILE.checkpoint holding the cursor. Without --follow it resumes from the
 checkpoint, catches up, writes both files and exits 0: safe from cron every
 minute. Files are replaced atomically, snapshot before checkpoint, so a crash
 at any instant loses nothing. A second sync on the same FILE fails at once.
+If FILE is a symbolic link it is resolved once: the file it points to is
+written and locked, and the link stays. New files are 0666 less the umask
+(--private: 0600); existing files keep their mode.
 
 Examples:
    lockstep sync http://h/servers/ --out servers.jsonl
    * * * * * lockstep sync http://h/servers/ --out /var/lib/servers.jsonl   # crontab
    lockstep sync --follow http://h/servers/ --out servers.jsonl`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it)", EnvVars: env("out")},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it; a symbolic link is resolved once)", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep running, writing the files as changes arrive", EnvVars: env("follow")},
 		&cli.BoolFlag{Name: "resync", Usage: "rebuild from cursor 0, removing what the endpoint no longer has", EnvVars: env("resync")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would remove more than this share of a table of 100+ records", EnvVars: env("max-delete")},
 		&cli.DurationFlag{Name: "flush-interval", Value: time.Second, Usage: "with --follow: write the files at most this often", EnvVars: env("flush-interval")},
 		&cli.BoolFlag{Name: "wait", Usage: "wait for another sync's lock instead of failing", EnvVars: env("wait")},
-		&cli.BoolFlag{Name: "private", Usage: "create the files 0600 instead of 0644", EnvVars: env("private")},
+		&cli.BoolFlag{Name: "private", Usage: "make the files 0600, existing ones too (default: new files 0666 less the umask)", EnvVars: env("private")},
 		onBadRecordFlag("fail"),
 	}, fieldFlags...), connFlags...),
 	Action: runSync,
@@ -52,6 +55,9 @@ func runSync(c *cli.Context) error {
 		return usagef("sync: --out FILE is required")
 	}
 	stderr := c.App.ErrWriter
+	if out, err = state.ResolveFile(out); err != nil {
+		return fmt.Errorf("sync --out %s: %w", c.String("out"), err)
+	}
 	name := "sync " + out
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
@@ -65,9 +71,9 @@ func runSync(c *cli.Context) error {
 	if _, err := follow.New(fcfg); err != nil {
 		return usageError{fmt.Errorf("%s: %w", name, err)}
 	}
-	perm := fs.FileMode(0o644)
+	perm := state.ModeShared
 	if c.Bool("private") {
-		perm = 0o600
+		perm = state.ModePrivate
 	}
 	p := &progress{w: stderr, on: isTerminal(stderr), name: out}
 	store, err := replica.OpenFile(c.Context, out, replica.FileOptions{Perm: perm, Wait: c.Bool("wait"),

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
@@ -86,9 +86,12 @@ func runTail(c *cli.Context) error {
 		cfg.Follow.Since = follow.ParseOrder(c.String("since"))
 	}
 	if path := c.String("checkpoint"); path != "" {
-		perm := fs.FileMode(0o644)
+		if path, err = state.ResolveFile(path); err != nil {
+			return fmt.Errorf("%s: --checkpoint %s: %w", name, c.String("checkpoint"), err)
+		}
+		perm := state.ModeShared
 		if c.Bool("private") {
-			perm = 0o600
+			perm = state.ModePrivate
 		}
 		store, err := replica.OpenCursor(ctx, path, perm, c.Bool("wait"))
 		if err != nil {

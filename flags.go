@@ -48,6 +48,7 @@ var connFlags = []cli.Flag{
 	&cli.StringFlag{Name: "since-param", Usage: "send the cursor as this query parameter (default: as the last path segment)", EnvVars: env("since-param"), Category: "Connection"},
 	&cli.StringFlag{Name: "user", Usage: "`USER:PASS` for HTTP Basic auth", EnvVars: env("user"), Category: "Connection"},
 	&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "extra request `HEADER` as 'Name: value' (repeatable)", EnvVars: env("header"), Category: "Connection"},
+	&cli.StringSliceFlag{Name: "redact", Usage: "never show the value of the query parameter or header `NAME` (repeatable; adds to the built-in list)", EnvVars: env("redact"), Category: "Connection"},
 	&cli.StringFlag{Name: "cacert", Usage: "trust the CA certificates in this PEM `FILE` too", EnvVars: env("cacert"), Category: "Connection"},
 	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
 	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection"},
@@ -73,7 +74,7 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 	for _, h := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return cfg, usagef("-H %q: want 'Name: value'", redactHeader(h))
+			return cfg, usagef("-H %q: want 'Name: value'", redactHeader(h, c.StringSlice("redact")))
 		}
 		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
@@ -98,6 +99,7 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 		SinceParam: c.String("since-param"),
 		User:       c.String("user"),
 		Header:     header,
+		Redact:     c.StringSlice("redact"),
 		Client:     client,
 		Fields: follow.DecoderOptions{
 			Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field"),
@@ -112,17 +114,19 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 	return cfg, nil
 }
 
-// redactHeader shows a header with its value hidden when its name looks
-// secret.
-func redactHeader(h string) string {
+// redactHeader shows a malformed -H value in an error: its name, or its
+// first word when it has no ':', and never the rest, which may be a
+// credential whatever the name (-H 'Authorization Bearer …'). A lone word
+// may be the credential itself.
+func redactHeader(h string, extra []string) string {
 	name, _, ok := strings.Cut(h, ":")
-	if ok && follow.SecretName(name) {
-		return name + ": ***"
+	if !ok {
+		name, _, ok = strings.Cut(strings.TrimSpace(h), " ")
 	}
-	if !ok && follow.SecretName(h) {
-		return "***"
+	if !ok || follow.SecretName(name, extra...) {
+		name = "***"
 	}
-	return h
+	return name + ": ***"
 }
 
 func parseSize(s string) (int, error) {

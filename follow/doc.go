@@ -16,5 +16,9 @@
 //
 // Errors name the endpoint with credentials redacted: a *StatusError for
 // an HTTP status, a *BadRecordError (byte offset and up to 200 bytes of
-// input) for input that is not a record, ErrGone for 410 at cursor 0.
+// input) for input that is not a record, ErrGone for 410 at cursor 0, a
+// *RedirectError for a redirect it will not follow. Redirects follow
+// PROTOCOL 3 whatever client the Follower is given: never from https to
+// http, no Referer, and the user's headers and credentials only at the
+// endpoint's own origin.
 package follow

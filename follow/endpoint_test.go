@@ -1,7 +1,7 @@
 package follow
 
 import (
-	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -30,7 +30,7 @@ func TestEndpoint_URL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := newEndpoint(tt.raw, tt.param, "", nil)
+			e, err := newEndpoint(tt.raw, tt.param, "", nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,12 +42,39 @@ func TestEndpoint_URL(t *testing.T) {
 }
 
 func TestEndpoint_Invalid(t *testing.T) {
-	for _, raw := range []string{"ftp://h/x", "http:///x", "://x", "http://u:secret@h:badport/"} {
-		_, err := newEndpoint(raw, "", "", nil)
+	for _, raw := range []string{
+		"ftp://h/x", "http:///x", "://x", "http://u:secret@h:badport/",
+		// A password or token with an unescaped # / or ? ends the host
+		// early: the parse error would quote it.
+		"https://u:hunter#secret@h/", "https://u:hun/secret@h/", "https://u:hun?secret@h/",
+		"https://u:a/b/secret@h/", "https://tok/secret@h/", "https://u:secret%zz@h/",
+		"http://h/%zz?token=secret",
+	} {
+		_, err := newEndpoint(raw, "", "", nil, nil)
 		if err == nil {
 			t.Errorf("newEndpoint(%q): no error", raw)
 		} else if strings.Contains(err.Error(), "secret") {
 			t.Errorf("newEndpoint(%q): error shows the password: %v", raw, err)
+		}
+	}
+}
+
+// The endpoint as shown: a lone user name is a token as often as not.
+func TestEndpoint_Display(t *testing.T) {
+	tests := []struct{ raw, user, want string }{
+		{"https://ghp_TOKEN@h/x", "", "https://***@h/x"},
+		{"https://alice:pw@h/x", "", "https://alice:***@h/x"},
+		{"https://h/x", "bob:pw", "https://bob:***@h/x"},
+		{"https://h/x", "TOKEN", "https://***@h/x"},
+		{"https://alice:pw@h/x?tenant=acme&since=1", "", "https://alice:***@h/x?tenant=***&since=1"},
+	}
+	for _, tt := range tests {
+		e, err := newEndpoint(tt.raw, "", tt.user, nil, []string{"Tenant"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.display != tt.want {
+			t.Errorf("newEndpoint(%q, user %q) shows %s, want %s", tt.raw, tt.user, e.display, tt.want)
 		}
 	}
 }
@@ -58,39 +85,60 @@ func TestRedact(t *testing.T) {
 		{"https://host/x?token=abc&since=5", "https://host/x?token=***&since=5"},
 		{"https://host/x?api_key=abc", "https://host/x?api_key=***"},
 		{"http://h/s?from={since}", "http://h/s?from={since}"},
-		{"http://user@host/", "http://user@host/"},
-		{"http://u:p%zz@host/", "http://***@host/"},
+		{"http://user@host/", "http://***@host/"},
+		{"https://ghp_TOKEN@host/x", "https://***@host/x"},
+		{"http://u:p%zz@host/", "http://u:***@host/"},
+		// Passwords and tokens with characters that end the host early.
+		{"https://u:hunter#2@host/x", "https://u:***@host/x"},
+		{"https://u:hun/ter2@host/x", "https://u:***@host/x"},
+		{"https://u:hun?ter2@host/x", "https://u:***@host/x"},
+		{"https://u:a/b/c@host/x", "https://u:***@host/x"},
+		{"https://tok/en@host/x", "https://***@host/x"},
+		{"https://u:p@ss/w@host/", "https://u:***@host/"},
+		// An @ after the host that is not a password.
+		{"http://u:p%40x@h/s/@me", "http://u:***@h/s/@me"},
+		{"http://h/s/@me", "http://h/s/@me"},
+		{"http://h:8080/api/@me/x", "http://h:8080/api/@me/x"},
+		{"http://h/@me", "http://h/@me"},
+		{"http://h/x?email=a@b.example", "http://h/x?email=a@b.example"},
+		// Secret query values, found without a parse.
+		{"http://h/%zz?token=abc", "http://h/%zz?token=***"},
+		{"http://h/x#access_token=abc&state=1", "http://h/x#access_token=***&state=1"},
+		{"http://h/x?sig=1&signature=2&X-Amz-Signature=3&X-Goog-Signature=4", "http://h/x?sig=***&signature=***&X-Amz-Signature=***&X-Goog-Signature=***"},
+		{"http://h/x?pwd=1&pass=2&jwt=3&bearer=4&access-code=5", "http://h/x?pwd=***&pass=***&jwt=***&bearer=***&access-code=***"},
+		{"http://h/x?client_secret=1&refresh_token=2&db_pass=3&access_code=4", "http://h/x?client_secret=***&refresh_token=***&db_pass=***&access_code=***"},
+		{"http://h/x?passage=1&design=2&signal=3&country_code=4", "http://h/x?passage=1&design=2&signal=3&country_code=4"},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+	if got := Redact("http://h/x?Tenant=acme&since=1", "tenant"); got != "http://h/x?Tenant=***&since=1" {
+		t.Errorf("Redact with an added name: %s", got)
+	}
 }
 
-func TestCheckRedirect_DropsCredentialsForOtherHosts(t *testing.T) {
-	first, _ := http.NewRequest("GET", "http://a.example/x", nil)
-	next, _ := http.NewRequest("GET", "http://sub.a.example/x", nil)
-	next.Header.Set("Authorization", "Basic xyz")
-	next.Header.Set("X-Api-Token", "t")
-	next.Header.Set("X-Trace", "keep")
-	if err := checkRedirect(next, []*http.Request{first}); err != nil {
+func TestSecretName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Authorization": true, "X-Api-Key": true, "Cookie": true, "X-Pass": true, "Bearer": true,
+		"X-Amz-Signature": true, "client_secret": true, "ACCESS_CODE": true, "x-sig": true, "db.pwd": true,
+		"X-Trace": false, "Accept": false, "passage": false, "design": false, "zipcode": false,
+	} {
+		if got := SecretName(name); got != want {
+			t.Errorf("SecretName(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if !SecretName("x-tenant", "X_Tenant") || SecretName("x-tenant-id", "x-tenant") {
+		t.Error("an added name matches the whole name, any case, - and _ alike")
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if next.Header.Get("Authorization") != "" || next.Header.Get("X-Api-Token") != "" || next.Header.Get("X-Trace") != "keep" {
-		t.Fatalf("headers after redirect to another host: %v", next.Header)
-	}
-	same, _ := http.NewRequest("GET", "http://a.example/y", nil)
-	same.Header.Set("Authorization", "Basic xyz")
-	checkRedirect(same, []*http.Request{first})
-	if same.Header.Get("Authorization") == "" {
-		t.Fatal("Authorization dropped on a same-host redirect")
-	}
-	via := make([]*http.Request, maxRedirects)
-	for i := range via {
-		via[i] = first
-	}
-	if err := checkRedirect(same, via); err == nil {
-		t.Fatal("11th redirect followed")
-	}
+	return u
 }

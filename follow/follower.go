@@ -27,6 +27,7 @@ type Config struct {
 	SinceParam string      // send the cursor as this query parameter
 	User       string      // "user:pass" for Basic auth, instead of the URL's
 	Header     http.Header // extra request headers
+	Redact     []string    // more header and query parameter names whose values are never shown
 	Fields     DecoderOptions
 	Client     *http.Client // default: NewClient(TLSOptions{})
 
@@ -225,7 +226,7 @@ func New(cfg Config) (*Follower, error) {
 		cfg.RetryFor = DefaultRetryFor
 	}
 	cfg.Fields = cfg.Fields.withDefaults()
-	ep, err := newEndpoint(cfg.URL, cfg.SinceParam, cfg.User, cfg.Header)
+	ep, err := newEndpoint(cfg.URL, cfg.SinceParam, cfg.User, cfg.Header, cfg.Redact)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +236,7 @@ func New(cfg Config) (*Follower, error) {
 			return nil, err
 		}
 	}
+	f.client = ep.guard(f.client)
 	if cfg.Since != "" {
 		f.cursor = []byte(cfg.Since)
 		for _, k := range cfg.SinceKeys {
@@ -545,10 +547,7 @@ func (p *pass) run(ctx context.Context) error {
 	if err != nil {
 		return permanentError{err}
 	}
-	display := Redact(req.URL.String())
-	if f.ep.hasAuth {
-		display = redactUser(display, f.ep.user)
-	}
+	display := f.ep.show(req.URL.String())
 	p.display = display
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -696,8 +695,9 @@ func (p *pass) transportError(ctx context.Context, display string, err error) er
 	if errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ce) {
 		return fmt.Errorf("%s: TLS certificate not trusted: %v (pass --cacert FILE to trust its CA)", display, err)
 	}
-	if strings.Contains(err.Error(), "redirects") {
-		return permanentError{fmt.Errorf("%s: %v", display, err)}
+	var redirect *RedirectError
+	if errors.As(err, &redirect) {
+		return permanentError{fmt.Errorf("%s: %w", display, err)}
 	}
 	return fmt.Errorf("%s: %w", display, err)
 }

@@ -14,7 +14,7 @@ import (
 
 // FileOptions configure a File store.
 type FileOptions struct {
-	Perm fs.FileMode // of new files
+	Perm fs.FileMode // state.ModeShared or state.ModePrivate
 	Wait bool        // wait for another process's lock instead of failing
 	// Notify hears what the store decides on its own (a damaged snapshot
 	// ignored for a resync); may be nil.
@@ -48,6 +48,15 @@ func OpenFile(ctx context.Context, path string, opts FileOptions) (*File, error)
 	lock, err := takeLock(ctx, path, opts.Wait)
 	if err != nil {
 		return nil, err
+	}
+	// Under the lock, no other run's temp files can be in use.
+	removed, err := lock.RemoveStaleTemps(path, state.CheckpointPath(path))
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	if len(removed) > 0 && opts.Notify != nil {
+		opts.Notify(fmt.Errorf("removed %d temp files an interrupted run left", len(removed)))
 	}
 	return &File{path: path, opts: opts, lock: lock, table: state.NewTable()}, nil
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,13 +14,24 @@ import (
 // a crash at any instant) sees the old file or the new one, never a mix:
 // a temp file in the same folder (a rename across filesystems is a copy),
 // fsync, rename, fsync the folder. On any failure the temp file is removed
-// and path is untouched. The file keeps path's permissions, or gets perm.
+// and path is untouched. A new file gets perm less the umask; an existing
+// one keeps its mode less what perm does not grant (ModeShared, ModePrivate).
+// A path that is a symbolic link or anything but a regular file is refused:
+// the rename would replace a link another user planted, or one the user
+// made on purpose (ResolveFile resolves those first).
 func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) (err error) {
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
 	dir := filepath.Dir(path)
-	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	chmod := false
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		return notRegular(path, fi.Mode())
+	case err == nil:
+		perm, chmod = fi.Mode().Perm()&perm, true
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	f, err := createTemp(path, perm)
 	if err != nil {
 		return err
 	}
@@ -36,9 +48,12 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) 
 	if err = bw.Flush(); err != nil {
 		return err
 	}
-	// CreateTemp makes 0600 files, which other readers cannot open.
-	if err = f.Chmod(perm); err != nil {
-		return err
+	// The umask does not apply to a chmod: an existing file's mode is kept
+	// exactly (less what perm does not grant).
+	if chmod {
+		if err = f.Chmod(perm); err != nil {
+			return err
+		}
 	}
 	if err = f.Sync(); err != nil {
 		return err
@@ -68,7 +83,7 @@ type tempFile interface {
 // The file system operations writeFileAtomic performs, as variables so that
 // tests can make each one fail in turn (a full disk fails any of them).
 var (
-	createTemp = func(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+	createTemp = func(path string, perm fs.FileMode) (tempFile, error) { return openTemp(path, perm) }
 	rename     = os.Rename
 	syncDir    = fsyncDir
 )

@@ -59,11 +59,11 @@ func (f faultyFile) Chmod(m fs.FileMode) error {
 func (f *faultyFS) install() (restore func()) {
 	oldCreate, oldRename, oldSync := createTemp, rename, syncDir
 	restore = func() { createTemp, rename, syncDir = oldCreate, oldRename, oldSync }
-	createTemp = func(dir, pattern string) (tempFile, error) {
+	createTemp = func(path string, perm fs.FileMode) (tempFile, error) {
 		if err := f.step(); err != nil {
 			return nil, err
 		}
-		file, err := os.CreateTemp(dir, pattern)
+		file, err := openTemp(path, perm)
 		return faultyFile{file, f}, err
 	}
 	rename = func(from, to string) error {

@@ -7,12 +7,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// A Lock is an exclusive advisory lock on a snapshot, held through FILE.lock
-// for the life of a process (the kernel drops it if the process dies).
+// A Lock is an exclusive advisory lock on a file (a snapshot, a tail
+// cursor), held through FILE.lock for the life of a process (the kernel
+// drops it if the process dies).
 type Lock struct{ f *os.File }
 
 // ErrLocked is returned by TryLock when another process holds the lock.
@@ -22,7 +24,10 @@ var ErrLocked = errors.New("state: locked")
 func LockPath(snapshot string) string { return snapshot + ".lock" }
 
 // TryLock takes the lock on snapshot or fails at once. When another
-// process holds it, the error wraps ErrLocked and names its pid.
+// process holds it, the error wraps ErrLocked and names its pid. FILE.lock
+// is opened without following a symbolic link and must be a regular file:
+// as root, a link planted there would have the pid written through it. A
+// missing folder is an error that names the folder.
 func TryLock(snapshot string) (*Lock, error) { return lock(context.Background(), snapshot, false) }
 
 // WaitLock takes the lock on snapshot, waiting for it until ctx is done.
@@ -32,16 +37,16 @@ func WaitLock(ctx context.Context, snapshot string) (*Lock, error) {
 
 func lock(ctx context.Context, snapshot string, wait bool) (*Lock, error) {
 	path := LockPath(snapshot)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, ModeShared)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
