@@ -173,3 +173,29 @@ func TestCheck_JSONAndUsage(t *testing.T) {
 		}
 	}
 }
+
+// No credential reaches check's output, whatever the endpoint answers.
+func TestCheck_NoSecretsInOutput(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(serverRB))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{srv.URL, closed.URL} {
+		u := strings.Replace(base, "http://", "http://alice:pw-in-url@", 1) + "/servers?token=tok-in-query"
+		for _, format := range []string{"text", "json"} {
+			var out, errOut bytes.Buffer
+			args := append([]string{"lockstep", "check", "--format", format, "--since-param", "since", "--user", "bob:pw-in-flag", "-H", "X-Api-Key: key-in-header"}, checkFlags...)
+			err := newApp(&out, &errOut).RunContext(context.Background(), append(args, u))
+			exitCode(err, &errOut)
+			all := out.String() + errOut.String()
+			for _, secret := range []string{"pw-in-url", "tok-in-query", "pw-in-flag", "key-in-header"} {
+				if strings.Contains(all, secret) {
+					t.Errorf("%s (%s): %q in the output:\n%s", base, format, secret, all)
+				}
+			}
+			if base == closed.URL && format == "text" && !strings.Contains(out.String(), "FAIL  status        no response at cursor 0") {
+				t.Errorf("unreachable endpoint:\n%s", out.String())
+			}
+		}
+	}
+}
