@@ -136,7 +136,11 @@ func (p *prober) probeStatus() bool {
 	case r.ok():
 		s := r.snapshot()
 		n := len(p.firstDec.records)
-		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %d records in %d bytes", r.status, http.StatusText(r.status), r.url, n, len(s.body))
+		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %d records", r.status, http.StatusText(r.status), r.url, n)
+		if n > 0 {
+			// Not len(s.body): on an endless response, heartbeats come and go.
+			seen += fmt.Sprintf(" through byte %d", p.firstDec.records[n-1].end)
+		}
 		if s.capped {
 			seen += fmt.Sprintf(" (stopped reading at the %d-byte cap)", len(s.body))
 		}

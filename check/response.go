@@ -28,7 +28,8 @@ type response struct {
 	mu        sync.Mutex
 	body      []byte
 	firstByte time.Duration // after sent; -1 until a byte arrives
-	lastData  time.Time     // when the last non-whitespace byte arrived
+	hasData   bool          // a non-whitespace byte has arrived
+	lastData  time.Time     // when the last one did
 	lastByte  time.Time     // when any byte last arrived (heartbeats too)
 	gap       time.Duration // the longest silence since settle was called
 	watching  bool          // gap is being measured
@@ -86,7 +87,7 @@ func (r *response) read(body io.ReadCloser, maxBytes int64) {
 			}
 			r.lastByte = now
 			if len(bytes.TrimSpace(buf[:n])) > 0 {
-				r.lastData = now
+				r.hasData, r.lastData = true, now
 			}
 			keep := min(int64(n), maxBytes-int64(len(r.body)))
 			r.body = append(r.body, buf[:keep]...)
@@ -114,41 +115,34 @@ func (r *response) ok() bool { return r.err == nil && r.status >= 200 && r.statu
 // most firstWait, when none has arrived yet). Then it starts measuring
 // silences, for the heartbeat probe.
 func (r *response) settle(ctx context.Context, idle, firstWait time.Duration) {
-	tick := time.NewTicker(min(idle/4+time.Millisecond, 50*time.Millisecond))
-	defer tick.Stop()
-	for {
-		r.mu.Lock()
-		quiet := time.Since(r.lastData)
-		waited := time.Since(r.sent)
-		hasData := r.firstByte >= 0 && len(bytes.TrimSpace(r.body)) > 0
-		if (hasData || r.cursor != "" || waited >= firstWait) && quiet >= idle {
+	r.poll(ctx, min(idle/4+time.Millisecond, 50*time.Millisecond), func() bool {
+		if (r.hasData || r.cursor != "" || time.Since(r.sent) >= firstWait) && time.Since(r.lastData) >= idle {
 			r.watching = true
-			r.mu.Unlock()
-			return
+			return true
 		}
-		r.mu.Unlock()
-		select {
-		case <-r.done:
-			return
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+		return false
+	})
 }
 
 // watch waits until something arrives after the backlog (a heartbeat or a
 // record), or the response has been silent for longer than maxSilence, or
 // until.
 func (r *response) watch(ctx context.Context, until time.Time, maxSilence time.Duration) {
-	tick := time.NewTicker(10 * time.Millisecond)
+	r.poll(ctx, 10*time.Millisecond, func() bool {
+		return r.gap > 0 || time.Since(r.lastByte) > maxSilence || !time.Now().Before(until)
+	})
+}
+
+// poll calls done, under the lock, every interval until it returns true,
+// reading stops, or ctx is done.
+func (r *response) poll(ctx context.Context, interval time.Duration, done func() bool) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		r.mu.Lock()
-		arrived := r.gap > 0
-		silent := time.Since(r.lastByte)
+		ok := done()
 		r.mu.Unlock()
-		if arrived || silent > maxSilence || !time.Now().Before(until) {
+		if ok {
 			return
 		}
 		select {
