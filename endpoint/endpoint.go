@@ -57,8 +57,7 @@ func New(opts Options) *Server {
 
 // Append validates rec and adds it to the table: a live record replaces its
 // key, a tombstone deletes it. A change whose order value is lower than its
-// key's current one is kept in the stream (as a real endpoint might send it)
-// but does not replace the key.
+// key's current one is stale: it replaces nothing and is never sent.
 func (s *Server) Append(rec []byte) error {
 	r, err := follow.ParseRecord(append([]byte(nil), rec...), s.opts.Fields)
 	if err != nil {

@@ -291,7 +291,11 @@ func (s *stream) follow(ctx context.Context, wake <-chan struct{}) {
 		case <-wake:
 			wake = s.h.src.Changed()
 			before := s.sent
-			if err := s.h.src.Changes(ctx, follow.Order(s.last), func(rec []byte) error { return s.send(rec, false) }); err != nil {
+			from := follow.Order(s.last)
+			if from == "" {
+				from = s.since
+			}
+			if err := s.h.src.Changes(ctx, from, func(rec []byte) error { return s.send(rec, false) }); err != nil {
 				s.fail(ctx, err)
 				return
 			}
