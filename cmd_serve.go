@@ -18,10 +18,11 @@ var serveCommand = &cli.Command{
 	Name:      "serve",
 	Usage:     "serve a JSONL file as a lockstep endpoint",
 	ArgsUsage: "FILE",
-	Description: `Serves the records of FILE by the lockstep protocol: those changed since the
-cursor (the last path segment, or ?since=), inclusive, sorted by order value,
-tombstones left out for cursor 0. The response stays open and streams every
-line appended to FILE while it runs (like tail -f), unless --finite.
+	Description: `Serves the records of FILE by the lockstep protocol (docs/protocol.md): those
+changed since the cursor (the last path segment, or ?since=), inclusive,
+sorted by order value, tombstones left out for cursor 0. The response stays
+open and streams every line appended to FILE while it runs (like tail -f),
+with a blank line after each --heartbeat of silence, unless --finite.
 
 Examples:
    lockstep serve testdata/servers.jsonl
@@ -29,7 +30,7 @@ Examples:
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr")},
 		&cli.BoolFlag{Name: "finite", Usage: "end each response after the backlog", EnvVars: env("finite")},
-		&cli.DurationFlag{Name: "heartbeat", Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat")},
+		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat")},
 		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
 		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
 		fieldFlags[0], fieldFlags[1], fieldFlags[2],
@@ -42,11 +43,15 @@ func runServe(c *cli.Context) error {
 		return usagef("serve: want one FILE argument, got %d", c.NArg())
 	}
 	path := c.Args().First()
+	heartbeat := c.Duration("heartbeat")
+	if heartbeat == 0 {
+		heartbeat = -1 // endpoint.Options: never
+	}
 	srv := endpoint.New(endpoint.Options{
 		Fields:     follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")},
 		SinceParam: c.String("since-param"),
 		Finite:     c.Bool("finite"),
-		Heartbeat:  c.Duration("heartbeat"),
+		Heartbeat:  heartbeat,
 		Gzip:       c.Bool("gzip"),
 	})
 	file, err := os.Open(path)

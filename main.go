@@ -41,7 +41,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		}
 		return usageError{err}
 	}
-	commands := []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand}
+	commands := []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand, checkCommand}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
 	}

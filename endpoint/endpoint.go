@@ -1,16 +1,18 @@
-// Package endpoint serves a table of records by the lockstep protocol: the
-// records changed since a cursor (inclusive, sorted by order value,
-// tombstones left out for cursor 0), then, unless finite, every change as
-// it is appended, on an endless chunked response.
+// Package endpoint turns any data source into a correct lockstep endpoint
+// (docs/protocol.md). An author implements Source (the changes since a
+// cursor, in order, and a way to wait for new ones) and serves it with a
+// Handler, which does the protocol's part: the cursor in any of its styles,
+// inclusive since, tombstones, finite or endless responses, heartbeats,
+// gzip, and 410 Gone below a retention horizon.
 //
-// It is the reference endpoint behind lockstep serve, and what the tests of
-// lockstep and of programs that embed package follow point a follower at.
+// Server is a Source held in memory: the reference endpoint behind
+// lockstep serve, and what the tests of lockstep and of programs that
+// embed package follow point a follower at.
 package endpoint
 
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,23 +27,14 @@ import (
 	"github.com/lockstep/lockstep/follow"
 )
 
-// Options configure a Server.
-type Options struct {
-	Fields     follow.DecoderOptions
-	SinceParam string        // query parameter holding the cursor (default "since"); else the last path segment
-	Finite     bool          // end each response after the backlog
-	Heartbeat  time.Duration // send a blank line after this much silence (0: never)
-	Gzip       bool          // compress responses for clients that accept gzip
-}
-
-// A Server is an http.Handler holding a table. Changes appended with Append
+// A Server is a Source held in memory, with its Handler: the table behind
+// lockstep serve and package followtest. Changes appended with Append
 // reach every open stream. It is safe for concurrent use.
 type Server struct {
 	opts Options
 
 	mu      sync.Mutex
-	log     []*change          // every change, in arrival order: log[i].seq == i
-	byOrder []*change          // the same, by order value once sorted
+	byOrder []*change          // every change, by order value once sorted
 	current map[string]*change // key -> its latest change
 	sorted  bool               // byOrder is sorted
 	kind    follow.OrderKind
@@ -51,7 +43,6 @@ type Server struct {
 }
 
 type change struct {
-	seq     int
 	key     string
 	order   []byte
 	bytes   []byte
@@ -59,18 +50,14 @@ type change struct {
 	stale   bool // superseded by a later change of its key
 }
 
-// New returns an empty Server.
+// New returns an empty Server that answers requests as opts say.
 func New(opts Options) *Server {
-	if opts.SinceParam == "" {
-		opts.SinceParam = "since"
-	}
 	return &Server{opts: opts, current: map[string]*change{}, sorted: true, wake: make(chan struct{})}
 }
 
 // Append validates rec and adds it to the table: a live record replaces its
 // key, a tombstone deletes it. A change whose order value is lower than its
-// key's current one is kept in the stream (as a real endpoint might send it)
-// but does not replace the key.
+// key's current one is stale: it replaces nothing and is never sent.
 func (s *Server) Append(rec []byte) error {
 	r, err := follow.ParseRecord(append([]byte(nil), rec...), s.opts.Fields)
 	if err != nil {
@@ -84,11 +71,10 @@ func (s *Server) Append(rec []byte) error {
 	} else if s.kind != kind {
 		return fmt.Errorf("order value %s is a %s; this table's are %ss", r.Order, kind, s.kind)
 	}
-	c := &change{seq: len(s.log), key: string(r.Key), order: r.Order, bytes: r.Bytes, deleted: r.Deleted}
+	c := &change{key: string(r.Key), order: r.Order, bytes: r.Bytes, deleted: r.Deleted}
 	if n := len(s.byOrder); n > 0 && follow.CompareOrder(c.order, s.byOrder[n-1].order) < 0 {
 		s.sorted = false
 	}
-	s.log = append(s.log, c)
 	s.byOrder = append(s.byOrder, c)
 	if old, ok := s.current[c.key]; ok {
 		if follow.CompareOrder(c.order, old.order) < 0 {
@@ -182,35 +168,30 @@ func (s *Server) Close() {
 	}
 }
 
-// Cursor reads the cursor of a request: the since parameter, else the last
-// path segment; "" means cursor 0.
-func (s *Server) Cursor(r *http.Request) (follow.Order, error) {
-	p, ok := r.URL.Query()[s.opts.SinceParam]
-	var raw string
-	if ok && len(p) > 0 {
-		raw = p[len(p)-1]
-	} else {
-		raw = r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+// Changes implements Source: the latest change of each key at or after
+// since, in order-value order.
+func (s *Server) Changes(ctx context.Context, since follow.Order, fn func([]byte) error) error {
+	for _, c := range s.backlog(since) {
+		if err := fn(c.bytes); err != nil {
+			return err
+		}
 	}
-	if raw == "" || raw == "0" {
-		return "", nil
-	}
+	return nil
+}
+
+// Changed implements Source; it returns nil once the Server is closed.
+func (s *Server) Changed() <-chan struct{} {
 	s.mu.Lock()
-	kind := s.kind
-	s.mu.Unlock()
-	if kind == follow.KindString {
-		return follow.Order(strconv.Quote(raw)), nil
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
 	}
-	o := follow.ParseOrder(raw)
-	if o.Kind() != follow.KindNumber && kind == follow.KindNumber {
-		return "", fmt.Errorf("cursor %q is not a number", raw)
-	}
-	return o, nil
+	return s.wake
 }
 
 // backlog returns the current changes at or after since, in order-value
-// order, and the sequence number that later changes start at.
-func (s *Server) backlog(since follow.Order) ([]*change, int) {
+// order.
+func (s *Server) backlog(since follow.Order) []*change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.sorted {
@@ -229,113 +210,26 @@ func (s *Server) backlog(since follow.Order) ([]*change, int) {
 	}
 	var out []*change
 	for _, c := range s.byOrder[start:] {
-		if c.stale || (c.deleted && since == "") {
-			continue
+		if !c.stale {
+			out = append(out, c)
 		}
-		out = append(out, c)
 	}
-	return out, len(s.log)
-}
-
-// since returns the changes with seq >= from, in arrival order, and a
-// channel closed when more arrive.
-func (s *Server) since(from int) ([]*change, int, <-chan struct{}, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log[from:len(s.log):len(s.log)], len(s.log), s.wake, s.closed
+	return out
 }
 
 // ServeHTTP answers a request by the protocol, finite or endless as
 // Options says.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.Respond(w, r, s.opts.Finite) }
 
-// Respond answers a request, ending after the backlog if finite.
+// Respond answers a request as a Handler over s does, ending after the
+// backlog if finite.
 func (s *Server) Respond(w http.ResponseWriter, r *http.Request, finite bool) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	since, err := s.Cursor(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	var out io.Writer = w
-	if s.opts.Gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-		w.Header().Set("Content-Encoding", "gzip")
-		gz := gzip.NewWriter(w)
-		defer gz.Close()
-		out = gz
-	}
-	bw := bufio.NewWriterSize(out, 256<<10)
-	flush := func() error {
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if gz, ok := out.(*gzip.Writer); ok {
-			if err := gz.Flush(); err != nil {
-				return err
-			}
-		}
-		return http.NewResponseController(w).Flush()
-	}
-	backlog, next := s.backlog(since)
-	if r.Method == http.MethodHead {
-		return
-	}
-	for _, c := range backlog {
-		bw.Write(c.bytes)
-		bw.WriteByte('\n')
-	}
-	if finite {
-		bw.Flush()
-		return
-	}
-	if flush() != nil {
-		return
-	}
-	s.stream(r.Context(), bw, flush, since, next)
-}
-
-// stream sends appended changes until the client goes or the server closes.
-// It returns when the request's context is done, as httptest.Server.Close
-// requires of every handler.
-func (s *Server) stream(ctx context.Context, bw *bufio.Writer, flush func() error, since follow.Order, next int) {
-	var beat <-chan time.Time
-	if s.opts.Heartbeat > 0 {
-		t := time.NewTicker(s.opts.Heartbeat)
-		defer t.Stop()
-		beat = t.C
-	}
-	for {
-		changes, n, wake, closed := s.since(next)
-		next = n
-		for _, c := range changes {
-			if since != "" && follow.CompareOrder(c.order, []byte(since)) < 0 {
-				continue
-			}
-			bw.Write(c.bytes)
-			bw.WriteByte('\n')
-		}
-		if len(changes) > 0 && flush() != nil {
-			return
-		}
-		if closed {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-beat:
-			bw.WriteByte('\n')
-			if flush() != nil {
-				return
-			}
-		}
-	}
+	opts := s.opts
+	opts.Finite = finite
+	s.mu.Lock()
+	opts.Kind = s.kind
+	s.mu.Unlock()
+	NewHandler(s, opts).ServeHTTP(w, r)
 }
 
 // WatchFile appends the lines written to path from byte offset off on, as

@@ -347,13 +347,16 @@ func (d *Decoder) findEnd(start int) bool {
 		}
 		off := scanned - d.pos
 		startOff := start - d.pos
-		if !d.fill() {
+		filled := d.fill()
+		// fill may have moved the input to the front of the buffer, even
+		// when it read nothing.
+		scanned, start = d.pos+off, d.pos+startOff
+		if !filled {
 			if d.err == nil {
 				continue
 			}
 			return false
 		}
-		scanned, start = d.pos+off, d.pos+startOff
 	}
 }
 

@@ -156,6 +156,21 @@ func TestDecoder_TruncatedFinalRecord(t *testing.T) {
 	}
 }
 
+// A body that ends inside a record which straddles the end of the
+// decoder's first buffer, with EOF arriving on a read of its own.
+func TestDecoder_TruncatedAcrossTheBufferEnd(t *testing.T) {
+	rec := `{"id":1,"updated_at":10}` + "\n"
+	var b strings.Builder
+	for b.Len()+len(rec) <= 64<<10-22 {
+		b.WriteString(rec)
+	}
+	b.WriteString(strings.Repeat(" ", 64<<10-22-b.Len()) + `{"id":2,"updated_at":1`)
+	got := decodeAll(strings.NewReader(b.String()), DecoderOptions{}, false)
+	if !errors.Is(got.err, ErrTruncated) {
+		t.Fatalf("err %v, want ErrTruncated", got.err)
+	}
+}
+
 func TestDecoder_MaxRecordSize(t *testing.T) {
 	big := `{"id":1,"updated_at":10,"pad":"` + strings.Repeat("x", 5000) + `"}`
 	in := big + "\n" + `{"id":2,"updated_at":11}` + "\n"

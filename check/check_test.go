@@ -1,0 +1,124 @@
+package check_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/check"
+	"github.com/lockstep/lockstep/follow"
+)
+
+// rows are served by finite, below: ids 1 to 4 at 10, 20, 20, 30.
+var rows = []struct{ id, order int }{{1, 10}, {2, 20}, {3, 20}, {4, 30}}
+
+// finite serves rows at or above the cursor (the last path segment) with
+// the given comparison, one per line, plus whatever extra adds.
+func finite(keep func(order, cursor int) bool, extra func(cursor int) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cursor, _ := strconv.Atoi(path.Base(r.URL.Path))
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for _, row := range rows {
+			if cursor == 0 || keep(row.order, cursor) {
+				fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", row.id, row.order)
+			}
+		}
+		if extra != nil {
+			fmt.Fprint(w, extra(cursor))
+		}
+	}
+}
+
+func inclusive(order, cursor int) bool { return order >= cursor }
+
+func TestRun_Verdicts(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{}
+	tests := []struct {
+		name    string
+		handler http.Handler
+		probe   string
+		want    check.Status
+	}{
+		{"inclusive", finite(inclusive, nil), "inclusive", check.Pass},
+		{"exclusive since", finite(func(o, c int) bool { return o > c }, nil), "inclusive", check.Fail},
+		// The second read at the middle cursor shows a change below what
+		// the first had already sent.
+		{"late change", finite(inclusive, func(cursor int) string {
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[cursor]++; cursor == 20 && seen[cursor] == 2 {
+				return `{"id":9,"updated_at":25,"deleted_at":null}` + "\n"
+			}
+			return ""
+		}), "agreement", check.Fail},
+		{"order kinds mixed", finite(inclusive, func(int) string { return `{"id":5,"updated_at":"40","deleted_at":null}` + "\n" }), "fields", check.Fail},
+		{"deleted field missing", finite(inclusive, func(int) string { return `{"id":5,"updated_at":40}` + "\n" }), "fields", check.Warn},
+		{"html", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintln(w, `{"id":1,"updated_at":1,"deleted_at":null}`)
+		}), "content-type", check.Fail},
+		{"503 with Retry-After", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}), "retry-after", check.Info},
+		{"410 at cursor 0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "gone", http.StatusGone)
+		}), "status", check.Fail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			report, err := check.Run(context.Background(), check.Options{
+				Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+				Timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range report.Results {
+				if r.Probe == tt.probe {
+					if r.Status != tt.want {
+						t.Errorf("%s: %s %s, want %s", tt.probe, r.Status, r.Seen, tt.want)
+					}
+					return
+				}
+			}
+			t.Errorf("no %s probe in %+v", tt.probe, report.Results)
+		})
+	}
+}
+
+func TestRun_BoundsBytesAndTime(t *testing.T) {
+	// An endless response that never stops sending records.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 1; r.Context().Err() == nil; i++ {
+			fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", i, i)
+		}
+	}))
+	defer srv.Close()
+	start := time.Now()
+	report, err := check.Run(context.Background(), check.Options{
+		Config:   follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+		Timeout:  3 * time.Second,
+		MaxBytes: 64 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("took %s with a 3s timeout", d)
+	}
+	for _, r := range report.Results {
+		if r.Probe == "endless" && r.Status != check.Info {
+			t.Errorf("endless: %s %s, want INFO (stopped at the cap)", r.Status, r.Seen)
+		}
+	}
+}

@@ -1,0 +1,615 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lockstep/lockstep/follow"
+)
+
+// prober runs the probes. Its requests: first at cursor 0 (kept open to
+// the end, to see whether it ends and whether heartbeats come), then twice
+// at a cursor from the middle of that data, then at cursor 1.
+type prober struct {
+	opts     Options
+	ctx      context.Context
+	deadline time.Time
+	results  []Result
+
+	first    *response
+	firstDec decoded
+	mid      follow.Order
+	since    [2]*response // at mid, twice
+	sinceDec [2]decoded
+	old      *response // at cursor 1
+	oldDec   decoded
+}
+
+// oldCursor is sent to find a retention horizon: a cursor above 0 that is
+// older than any real data's.
+const oldCursor = follow.Order("1")
+
+func (p *prober) add(probe string, s Status, seen, fix string, where *Where) {
+	p.results = append(p.results, Result{Probe: probe, Status: s, Seen: seen, Fix: fix, Where: where})
+}
+
+// where points at offset in a response, with a snippet.
+func where(r *response, body []byte, off int64) *Where {
+	end := min(int64(len(body)), off+60)
+	return &Where{URL: r.url, Offset: off, Snippet: string(body[off:end])}
+}
+
+func (p *prober) fields() follow.DecoderOptions {
+	f := p.opts.Config.Fields
+	for _, d := range []struct {
+		name *string
+		def  string
+	}{{&f.Key, "id"}, {&f.OrderBy, "updated_at"}, {&f.Deleted, "deleted_at"}} {
+		if *d.name == "" {
+			*d.name = d.def
+		}
+	}
+	return f
+}
+
+// get requests cursor and waits for its backlog.
+func (p *prober) get(cursor follow.Order) (*response, decoded) {
+	r := fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
+	if !r.ok() {
+		// An error's body is short: wait a moment for it, for the report.
+		select {
+		case <-r.done:
+		case <-p.ctx.Done():
+		case <-time.After(p.opts.Config.Idle):
+		}
+		return r, decoded{truncated: -1}
+	}
+	r.settle(p.ctx, p.opts.Config.Idle, time.Until(p.deadline)/2)
+	s := r.snapshot()
+	return r, decode(s.body, s.ended, p.opts.Config.Fields)
+}
+
+// probes names every probe, in the order of a report.
+var probes = []string{"status", "content-type", "framing", "records", "fields", "order", "cursor", "inclusive", "tombstones",
+	"agreement", "precision", "first-byte", "endless", "heartbeat", "gzip", "gone", "retry-after"}
+
+func (p *prober) run() {
+	p.first, p.firstDec = p.get("")
+	defer p.first.cancel()
+	if !p.probeStatus() {
+		for _, probe := range probes[1 : len(probes)-1] {
+			p.add(probe, Info, "not run: cursor 0 was not answered with records", "", nil)
+		}
+		p.probeRetryAfter()
+		return
+	}
+	// The other requests run side by side: on an endless endpoint each
+	// one takes the --idle wait for the end of its backlog.
+	var wg sync.WaitGroup
+	p.mid = p.middle()
+	if p.mid != "" {
+		for i := range p.since {
+			wg.Go(func() {
+				p.since[i], p.sinceDec[i] = p.get(p.mid)
+				p.since[i].cancel()
+			})
+		}
+	}
+	wg.Go(func() {
+		p.old, p.oldDec = p.get(oldCursor)
+		p.old.cancel()
+	})
+	wg.Wait()
+
+	p.probeContentType()
+	p.probeFraming()
+	p.probeRecords()
+	p.probeFields()
+	p.probeOrder()
+	p.probeCursor()
+	p.probeInclusive()
+	p.probeTombstones()
+	p.probeAgreement()
+	p.probePrecision()
+	p.probeFirstByte()
+	p.probeEndless() // and heartbeat
+	p.probeGzip()
+	p.probeGone()
+	p.probeRetryAfter()
+}
+
+// probeStatus: cursor 0 answers 2xx. Without that no other probe can run,
+// and it returns false.
+func (p *prober) probeStatus() bool {
+	r := p.first
+	fix := ""
+	switch {
+	case r.err != nil:
+		p.add("status", Fail, fmt.Sprintf("no response at cursor 0: %v", r.err), "check the URL, and that the endpoint is up and reachable from here", nil)
+	case r.ok():
+		s := r.snapshot()
+		n := len(p.firstDec.records)
+		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %d records", r.status, http.StatusText(r.status), r.url, n)
+		if n > 0 {
+			// Not len(s.body): on an endless response, heartbeats come and go.
+			seen += fmt.Sprintf(" through byte %d", p.firstDec.records[n-1].end)
+		}
+		if s.capped {
+			seen += fmt.Sprintf(" (stopped reading at the %d-byte cap)", len(s.body))
+		}
+		if n == 0 {
+			p.add("status", Warn, seen, "add a few records: without data the cursor cannot be checked", nil)
+		} else {
+			p.add("status", Pass, seen, "", nil)
+		}
+		return true
+	case r.status == http.StatusGone:
+		fix = "410 means \"cursor too old\": cursor 0 (everything) must always be answered"
+	case r.status == http.StatusNotFound:
+		fix = "check the URL; the cursor goes in the last path segment unless --since-param or {since} says otherwise"
+	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+		fix = "pass credentials: user:pass@ in the URL, --user, or -H"
+	default:
+		fix = "answer 200 with the records, one JSON object per line"
+	}
+	if r.err == nil {
+		body := strings.TrimSpace(string(r.snapshot().body))
+		seen := fmt.Sprintf("%d %s at cursor 0 (%s)", r.status, http.StatusText(r.status), r.url)
+		if body != "" {
+			seen += ": " + strconv.Quote(truncate(body, 120))
+		}
+		p.add("status", Fail, seen, fix, nil)
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (p *prober) probeContentType() {
+	ct := p.first.header.Get("Content-Type")
+	media, _, _ := mime.ParseMediaType(ct)
+	switch media {
+	case "application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json":
+		p.add("content-type", Pass, "Content-Type: "+ct, "", nil)
+	case "text/html":
+		p.add("content-type", Fail, "Content-Type: "+ct+": a web page, not a lockstep stream", "point check at the endpoint itself, which answers application/x-ndjson", nil)
+	case "":
+		p.add("content-type", Warn, "no Content-Type", "send Content-Type: application/x-ndjson", nil)
+	default:
+		p.add("content-type", Warn, "Content-Type: "+ct, "send Content-Type: application/x-ndjson", nil)
+	}
+}
+
+// probeFraming: what separates the objects, and whether the body ends
+// inside one.
+func (p *prober) probeFraming() {
+	r, d := p.first, p.firstDec
+	body := r.snapshot().body
+	if d.truncated >= 0 {
+		p.add("framing", Fail, fmt.Sprintf("the body ended inside a record at byte %d", d.truncated),
+			"end a response only between records; a follower drops the partial one and asks again", where(r, body, d.truncated))
+		return
+	}
+	var backToBack, noNewline []int64
+	for i := 1; i < len(d.records); i++ {
+		prev, cur := d.records[i-1], d.records[i]
+		sep := body[prev.end:cur.offset]
+		switch {
+		case len(sep) == 0:
+			backToBack = append(backToBack, cur.offset)
+		case !strings.Contains(string(sep), "\n") && len(strings.TrimSpace(string(sep))) == 0:
+			noNewline = append(noNewline, cur.offset)
+		}
+	}
+	const fix = "write a newline (\\n) after each object"
+	switch {
+	case len(backToBack) > 0:
+		off := backToBack[0] - 1
+		p.add("framing", Warn, fmt.Sprintf("%d objects sent back to back with nothing between them, first at byte %d (accepted, but few clients read that)", len(backToBack), off), fix, where(r, body, off))
+	case len(noNewline) > 0:
+		p.add("framing", Warn, fmt.Sprintf("%d objects separated by spaces but no newline, first at byte %d", len(noNewline), noNewline[0]), fix, where(r, body, noNewline[0]))
+	default:
+		p.add("framing", Pass, "one object per line", "", nil)
+	}
+}
+
+// probeRecords: everything is a record with its key and order fields.
+func (p *prober) probeRecords() {
+	r, d := p.first, p.firstDec
+	if len(d.bad) == 0 {
+		p.add("records", Pass, fmt.Sprintf("%d records, each a JSON object with %q and %q", len(d.records), p.fields().Key, p.fields().OrderBy), "", nil)
+		return
+	}
+	b := d.bad[0]
+	p.add("records", Fail, fmt.Sprintf("bad records: %d; the first at byte %d: %s", len(d.bad), b.Offset, b.Reason),
+		fmt.Sprintf("send one JSON object per record, each with %q (a number or string) and %q", p.fields().Key, p.fields().OrderBy),
+		&Where{URL: r.url, Offset: b.Offset, Snippet: truncate(string(b.Snippet), 60)})
+}
+
+func kind(raw string) string {
+	switch {
+	case raw == "":
+		return "absent"
+	case raw == "null":
+		return "null"
+	case raw[0] == '"':
+		return "string"
+	case raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9':
+		return "number"
+	case raw == "true" || raw == "false":
+		return "boolean"
+	}
+	return "object or array"
+}
+
+// probeFields: each field keeps one kind, and every record has a deleted
+// field.
+func (p *prober) probeFields() {
+	r, d := p.first, p.firstDec
+	body := r.snapshot().body
+	f := p.fields()
+	if len(d.records) == 0 {
+		p.add("fields", Info, "not run: no records", "", nil)
+		return
+	}
+	first := d.records[0]
+	for _, rec := range d.records[1:] {
+		if kind(rec.order) != kind(first.order) {
+			p.add("fields", Fail, fmt.Sprintf("%q is a %s at byte %d but a %s at byte %d", f.OrderBy, kind(first.order), first.offset, kind(rec.order), rec.offset),
+				fmt.Sprintf("send every %q as one kind: numbers, or strings of one fixed format", f.OrderBy), where(r, body, rec.offset))
+			return
+		}
+	}
+	for _, rec := range d.records[1:] {
+		if kind(rec.key) != kind(first.key) {
+			p.add("fields", Warn, fmt.Sprintf("%q is a %s at byte %d but a %s at byte %d: 123 and \"123\" are different keys", f.Key, kind(first.key), first.offset, kind(rec.key), rec.offset),
+				fmt.Sprintf("send every %q as one kind", f.Key), where(r, body, rec.offset))
+			return
+		}
+	}
+	delKind := ""
+	for _, rec := range d.records {
+		k := kind(string(rec.delRaw))
+		switch {
+		case k == "absent":
+			p.add("fields", Warn, fmt.Sprintf("the record at byte %d has no %q field (lockstep takes that as live)", rec.offset, f.Deleted),
+				fmt.Sprintf("send %q in every record: null, or when it was deleted", f.Deleted), where(r, body, rec.offset))
+			return
+		case k == "null":
+		case delKind == "":
+			delKind = k
+		case k != delKind:
+			p.add("fields", Warn, fmt.Sprintf("%q is a %s in one record and a %s at byte %d", f.Deleted, delKind, k, rec.offset),
+				fmt.Sprintf("send %q as null or one kind of value", f.Deleted), where(r, body, rec.offset))
+			return
+		}
+	}
+	p.add("fields", Pass, fmt.Sprintf("%q: %s, %q: %s, %q in every record", f.Key, kind(first.key), f.OrderBy, kind(first.order), f.Deleted), "", nil)
+}
+
+// probeOrder: records sorted by order value within each response.
+func (p *prober) probeOrder() {
+	for _, x := range []struct {
+		r *response
+		d decoded
+	}{{p.first, p.firstDec}, {p.since[0], p.sinceDec[0]}} {
+		if x.r == nil {
+			continue
+		}
+		recs := x.d.records
+		for i := 1; i < len(recs); i++ {
+			if follow.CompareOrder([]byte(recs[i].order), []byte(recs[i-1].order)) < 0 {
+				p.add("order", Fail, fmt.Sprintf("%s %s at byte %d comes after %s at byte %d (%s)", p.fields().OrderBy, recs[i].order, recs[i].offset, recs[i-1].order, recs[i-1].offset, x.r.url),
+					fmt.Sprintf("sort each response by %s (ORDER BY %s)", p.fields().OrderBy, p.fields().OrderBy), where(x.r, x.r.snapshot().body, recs[i].offset))
+				return
+			}
+		}
+	}
+	p.add("order", Pass, "sorted by "+p.fields().OrderBy, "", nil)
+}
+
+// middle picks a cursor with records below it, at it and (usually) above
+// it: the median of the distinct order values seen at cursor 0.
+func (p *prober) middle() follow.Order {
+	var values []string
+	for _, r := range p.firstDec.records {
+		values = append(values, r.order)
+	}
+	slices.SortFunc(values, func(a, b string) int { return follow.CompareOrder([]byte(a), []byte(b)) })
+	values = slices.CompactFunc(values, func(a, b string) bool { return follow.CompareOrder([]byte(a), []byte(b)) == 0 })
+	if len(values) < 2 {
+		return ""
+	}
+	return follow.Order(values[len(values)/2])
+}
+
+// notRun reports why the probes at the middle cursor could not run, or "".
+func (p *prober) notRun(i int) string {
+	r := p.since[i]
+	switch {
+	case p.mid == "":
+		return "not run: fewer than two distinct order values at cursor 0"
+	case r.err != nil:
+		return fmt.Sprintf("not run: no response at cursor %s: %v", p.mid.Param(), r.err)
+	case !r.ok():
+		return fmt.Sprintf("not run: cursor %s answered %d %s", p.mid.Param(), r.status, http.StatusText(r.status))
+	}
+	return ""
+}
+
+// probeCursor: nothing below the cursor comes back.
+func (p *prober) probeCursor() {
+	if why := p.notRun(0); why != "" {
+		s := Info
+		if p.mid != "" {
+			s = Fail
+		}
+		p.add("cursor", s, why, "answer any cursor a follower sends; see --since-param and {since} for where it goes", nil)
+		return
+	}
+	r, d := p.since[0], p.sinceDec[0]
+	var below []record
+	for _, rec := range d.records {
+		if follow.CompareOrder([]byte(rec.order), []byte(p.mid)) < 0 {
+			below = append(below, rec)
+		}
+	}
+	if len(below) > 0 {
+		p.add("cursor", Fail, fmt.Sprintf("cursor ignored: %s returned %d of %d records below %s, the first at byte %d", r.url, len(below), len(d.records), p.mid.Param(), below[0].offset),
+			fmt.Sprintf("return only records with %s >= the cursor", p.fields().OrderBy), where(r, r.snapshot().body, below[0].offset))
+		return
+	}
+	p.add("cursor", Pass, fmt.Sprintf("%s returned nothing below %s", r.url, p.mid.Param()), "", nil)
+}
+
+// probeInclusive: every record of cursor 0 at or above the cursor comes
+// back, the ones equal to it too (since is inclusive).
+func (p *prober) probeInclusive() {
+	if why := p.notRun(0); why != "" {
+		p.add("inclusive", Info, why, "", nil)
+		return
+	}
+	r, d := p.since[0], p.sinceDec[0]
+	got := map[string]string{}
+	var top string // with a capped response, only what it reached counts
+	for _, rec := range d.records {
+		if o, ok := got[rec.key]; !ok || follow.CompareOrder([]byte(rec.order), []byte(o)) > 0 {
+			got[rec.key] = rec.order
+		}
+		top = rec.order
+	}
+	capped := r.snapshot().capped
+	atMid := 0
+	for _, rec := range p.firstDec.records {
+		c := follow.CompareOrder([]byte(rec.order), []byte(p.mid))
+		if c < 0 || capped && follow.CompareOrder([]byte(rec.order), []byte(top)) >= 0 {
+			continue
+		}
+		if c == 0 {
+			atMid++
+		}
+		if o, ok := got[rec.key]; ok && follow.CompareOrder([]byte(o), []byte(rec.order)) >= 0 {
+			continue
+		}
+		if c == 0 {
+			p.add("inclusive", Fail, fmt.Sprintf("since is exclusive: %s left out %s %s, whose %s equals the cursor", r.url, p.fields().Key, rec.key, p.fields().OrderBy),
+				fmt.Sprintf("return records with %s >= the cursor, not >: a follower re-reads the records at its cursor to catch those it has not seen", p.fields().OrderBy), nil)
+		} else {
+			p.add("inclusive", Fail, fmt.Sprintf("%s left out %s %s (%s %s, above the cursor)", r.url, p.fields().Key, rec.key, p.fields().OrderBy, rec.order),
+				fmt.Sprintf("return every record with %s >= the cursor", p.fields().OrderBy), nil)
+		}
+		return
+	}
+	p.add("inclusive", Pass, fmt.Sprintf("%s returned the records at %s (%d) and all those above", r.url, p.mid.Param(), atMid), "", nil)
+}
+
+// probeTombstones: deleted records are sent for a cursor above 0.
+func (p *prober) probeTombstones() {
+	count := func(d decoded) int {
+		n := 0
+		for _, r := range d.records {
+			if r.deleted {
+				n++
+			}
+		}
+		return n
+	}
+	atZero := count(p.firstDec)
+	for _, x := range []struct {
+		r *response
+		d decoded
+	}{{p.since[0], p.sinceDec[0]}, {p.old, p.oldDec}} {
+		if x.r != nil && x.r.ok() {
+			if n := count(x.d); n > 0 {
+				p.add("tombstones", Pass, fmt.Sprintf("%d tombstones at cursor %s (%d at cursor 0, where they may be left out)", n, x.r.cursor.Param(), atZero), "", nil)
+				return
+			}
+		}
+	}
+	p.add("tombstones", Info, fmt.Sprintf("no tombstone at cursor %s or %s: nothing was deleted, or deletions are not sent", oldCursor.Param(), p.mid.Param()),
+		fmt.Sprintf("send a deleted record with %s set (not null) to any cursor above 0", p.fields().Deleted), nil)
+}
+
+// probeAgreement: two reads at one cursor agree, apart from changes that
+// arrived in between.
+func (p *prober) probeAgreement() {
+	for i := range p.since {
+		if why := p.notRun(i); why != "" {
+			p.add("agreement", Info, why, "", nil)
+			return
+		}
+	}
+	a, b := p.sinceDec[0], p.sinceDec[1]
+	second := map[string]record{}
+	var newest string
+	for _, rec := range b.records {
+		second[rec.key] = rec
+	}
+	for _, rec := range a.records {
+		if follow.CompareOrder([]byte(rec.order), []byte(newest)) > 0 {
+			newest = rec.order
+		}
+	}
+	capped := p.since[0].snapshot().capped || p.since[1].snapshot().capped
+	f := p.fields()
+	for _, rec := range a.records {
+		s, ok := second[rec.key]
+		switch {
+		case capped:
+		case !ok:
+			p.add("agreement", Fail, fmt.Sprintf("%s %s (%s %s) came in the first read at cursor %s and not in the second", f.Key, rec.key, f.OrderBy, rec.order, p.mid.Param()),
+				"answer the same cursor with the same records; a change must come back with a greater order value", nil)
+			return
+		case follow.CompareOrder([]byte(s.order), []byte(rec.order)) < 0:
+			p.add("agreement", Fail, fmt.Sprintf("%s %s went back from %s %s to %s between two reads", f.Key, rec.key, f.OrderBy, rec.order, s.order),
+				"a record's order value must never go down", nil)
+			return
+		}
+	}
+	first := map[string]bool{}
+	for _, rec := range a.records {
+		first[rec.key+"\x00"+rec.order] = true
+	}
+	for _, rec := range b.records {
+		if !first[rec.key+"\x00"+rec.order] && follow.CompareOrder([]byte(rec.order), []byte(newest)) < 0 {
+			p.add("agreement", Fail, fmt.Sprintf("%s %s (%s %s) appeared in the second read, below %s already sent: a follower past it never sees it", f.Key, rec.key, f.OrderBy, rec.order, newest),
+				"give each change an order value above every one already visible (assign it when the change commits)", where(p.since[1], p.since[1].snapshot().body, rec.offset))
+			return
+		}
+	}
+	p.add("agreement", Pass, fmt.Sprintf("two reads at cursor %s agree (%d and %d records)", p.mid.Param(), len(a.records), len(b.records)), "", nil)
+}
+
+// probePrecision: numbers that a float64 reader (JavaScript, jq) would
+// round.
+func (p *prober) probePrecision() {
+	f := p.fields()
+	for _, rec := range p.firstDec.records {
+		for _, v := range []struct{ name, raw string }{{f.Key, rec.key}, {f.OrderBy, rec.order}, {f.Deleted, string(rec.delRaw)}} {
+			if kind(v.raw) != "number" {
+				continue
+			}
+			x, _ := strconv.ParseFloat(v.raw, 64)
+			format := byte('g')
+			if !strings.ContainsAny(v.raw, ".eE") {
+				format = 'f' // an integer reads best as one
+			}
+			if back := strconv.FormatFloat(x, format, -1, 64); follow.CompareOrder([]byte(v.raw), []byte(back)) != 0 {
+				p.add("precision", Warn, fmt.Sprintf("%s %s at byte %d reads as %s in a float64 (JavaScript, jq); lockstep keeps it exact", v.name, v.raw, rec.offset, back),
+					"keep integers within 2^53, or send such values as strings", where(p.first, p.first.snapshot().body, rec.offset))
+				return
+			}
+		}
+	}
+	p.add("precision", Pass, "every number survives a float64", "", nil)
+}
+
+func (p *prober) probeFirstByte() {
+	s := p.first.snapshot()
+	switch {
+	case s.firstByte < 0:
+		p.add("first-byte", Warn, "no byte arrived", "send the first records, or a blank line, at once", nil)
+	case s.firstByte > 10*time.Second:
+		p.add("first-byte", Warn, fmt.Sprintf("first byte after %s", round(s.firstByte)), "flush the first records sooner: clients and proxies give up on a silent response", nil)
+	default:
+		p.add("first-byte", Pass, fmt.Sprintf("first byte after %s", round(s.firstByte)), "", nil)
+	}
+}
+
+// probeEndless says whether the response at cursor 0 ends, and, when it
+// does not, watches it for heartbeats as long as the time allows.
+func (p *prober) probeEndless() {
+	r := p.first
+	s := r.snapshot()
+	if !s.ended && !s.capped && s.readErr == nil {
+		margin := min(p.opts.Timeout/20, 500*time.Millisecond)
+		r.watch(p.ctx, p.deadline.Add(-margin), p.opts.MaxSilence)
+		s = r.snapshot()
+	}
+	n := len(p.firstDec.records)
+	switch {
+	case s.ended:
+		p.add("endless", Pass, fmt.Sprintf("finite: the response ended after %d records", n), "", nil)
+		p.add("heartbeat", Info, "not needed: the response is finite", "", nil)
+		return
+	case s.capped:
+		p.add("endless", Info, fmt.Sprintf("unknown: reading stopped at the %d-byte cap", len(s.body)), "", nil)
+		p.add("heartbeat", Info, "not run: reading stopped at the byte cap", "", nil)
+		return
+	case s.readErr != nil && p.ctx.Err() == nil:
+		p.add("endless", Fail, fmt.Sprintf("the response failed after %d bytes: %v", len(s.body), s.readErr),
+			"end a response cleanly (the last chunk of a chunked body), or keep it open", nil)
+		p.add("heartbeat", Info, "not run: the response failed", "", nil)
+		return
+	}
+	p.add("endless", Pass, fmt.Sprintf("endless: still open after its %d records", n), "", nil)
+	longest := max(s.gap, s.silent)
+	switch {
+	case longest > p.opts.MaxSilence:
+		p.add("heartbeat", Fail, fmt.Sprintf("nothing sent for %s after the backlog", round(longest)),
+			fmt.Sprintf("on an open response, send a blank line after %s of silence at most", p.opts.MaxSilence/2), nil)
+	case s.gap > 0:
+		p.add("heartbeat", Pass, fmt.Sprintf("something arrived after the backlog; longest silence %s", round(s.gap)), "", nil)
+	default:
+		p.add("heartbeat", Warn, fmt.Sprintf("nothing sent in the %s watched after the backlog (%s allowed)", round(s.silent), p.opts.MaxSilence),
+			fmt.Sprintf("send a blank line after %s of silence; run check with a --timeout above %s to be sure", p.opts.MaxSilence/2, p.opts.MaxSilence), nil)
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func (p *prober) probeGzip() {
+	if p.first.gzipped || p.first.header.Get("Content-Encoding") == "gzip" {
+		p.add("gzip", Info, "gzip: the response was compressed", "", nil)
+		return
+	}
+	p.add("gzip", Info, "gzip: not used, though asked for (Accept-Encoding: gzip)", "compressing saves most of the bytes of JSON lines", nil)
+}
+
+func (p *prober) probeGone() {
+	r := p.old
+	switch {
+	case r.err != nil:
+		p.add("gone", Warn, fmt.Sprintf("no response at cursor %s: %v", oldCursor.Param(), r.err), "", nil)
+	case r.status == http.StatusGone:
+		p.add("gone", Info, fmt.Sprintf("cursor %s answered 410 Gone: a retention horizon; followers that old start again from 0", oldCursor.Param()), "", nil)
+	case r.ok():
+		p.add("gone", Info, fmt.Sprintf("cursor %s answered %d: no retention horizon (an endpoint that forgets tombstones answers 410 Gone below its horizon)", oldCursor.Param(), r.status), "", nil)
+	default:
+		p.add("gone", Warn, fmt.Sprintf("cursor %s answered %d %s", oldCursor.Param(), r.status, http.StatusText(r.status)),
+			"answer any cursor with the changes since it, or 410 Gone when it is older than the endpoint keeps", nil)
+	}
+}
+
+// probeRetryAfter reports how the endpoint said it was busy, if it did.
+func (p *prober) probeRetryAfter() {
+	for _, r := range []*response{p.first, p.since[0], p.since[1], p.old} {
+		if r == nil || r.err != nil || r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable {
+			continue
+		}
+		if v := r.header.Get("Retry-After"); v != "" {
+			p.add("retry-after", Info, fmt.Sprintf("%d with Retry-After: %s", r.status, v), "", nil)
+		} else {
+			p.add("retry-after", Warn, fmt.Sprintf("%d without Retry-After", r.status), "say when to come back: Retry-After: <seconds>", nil)
+		}
+		return
+	}
+	p.add("retry-after", Info, "not seen: no 429 or 503 was answered", "when busy, answer 429 or 503 with Retry-After: <seconds>", nil)
+}
