@@ -101,7 +101,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		opts.Config.Client = c
 	}
-	if _, _, err := follow.NewRequest(ctx, opts.Config, ""); err != nil {
+	if _, _, _, err := follow.NewRequest(ctx, opts.Config, ""); err != nil {
 		return nil, err
 	}
 	start := time.Now()

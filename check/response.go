@@ -44,7 +44,7 @@ type response struct {
 func fetch(ctx context.Context, cfg follow.Config, cursor follow.Order, maxBytes int64) *response {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &response{cursor: cursor, cancel: cancel, firstByte: -1, done: make(chan struct{})}
-	req, display, err := follow.NewRequest(ctx, cfg, cursor)
+	req, client, display, err := follow.NewRequest(ctx, cfg, cursor)
 	if err != nil {
 		r.err = err
 		close(r.done)
@@ -52,7 +52,7 @@ func fetch(ctx context.Context, cfg follow.Config, cursor follow.Order, maxBytes
 	}
 	r.url = display
 	r.sent = time.Now()
-	resp, err := cfg.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		// Not the *url.Error itself: its URL may carry a secret query
 		// parameter.

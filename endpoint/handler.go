@@ -228,14 +228,14 @@ func (s *stream) send(rec []byte, omitTombstones bool) error {
 		s.last = append(s.last[:0], r.Order...)
 		clear(s.atLast)
 	default:
-		if _, dup := s.atLast[r.Hash()]; dup {
+		if _, dup := s.atLast[r.Digest()]; dup {
 			return nil
 		}
 	}
 	if s.atLast == nil {
 		s.atLast = map[uint64]struct{}{}
 	}
-	s.atLast[r.Hash()] = struct{}{}
+	s.atLast[r.Digest()] = struct{}{}
 	s.start()
 	s.sent++
 	s.bw.Write(r.Bytes)
