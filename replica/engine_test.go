@@ -328,3 +328,38 @@ func TestEngine_ResentRecordsLetSyncFinish(t *testing.T) {
 		t.Fatalf("snapshot %q", got)
 	}
 }
+
+// A crash after the new snapshot is in place and before the checkpoint
+// that binds it leaves a pair the next run accepts: the checkpoint said
+// which snapshot was coming, and its cursor is behind it, which is safe.
+func TestFile_CrashBetweenSnapshotAndCheckpoint(t *testing.T) {
+	srv := finite(t, numbered(3)...)
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append(rec(4, 4, ""))
+	store, err := OpenFile(context.Background(), out, FileOptions{Perm: state.ModeShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Open(context.Background(), Identity{EndpointID: follow.EndpointID(srv.URL + "/"), Endpoint: srv.URL + "/"}, false); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := follow.ParseRecord([]byte(rec(4, 4, "")), follow.DecoderOptions{})
+	if _, err := store.Table().Apply(&r); err != nil {
+		t.Fatal(err)
+	}
+	// The commit's first half: the snapshot replaced, its checkpoint not.
+	if _, err := store.table.ReplaceSnapshot(out, state.ModeShared, store.intend); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	e, err := syncOnce(t, srv.URL+"/", out, nil)
+	if err != nil {
+		t.Fatalf("after the crash: %v", err)
+	}
+	if got := snapshot(t, out); got != lines(numbered(4)...) || e.Cursor() != "4" {
+		t.Fatalf("snapshot %q cursor %s", got, e.Cursor())
+	}
+}

@@ -34,6 +34,7 @@ type File struct {
 	table     *state.Table
 	loaded    bool
 	cp        *state.Checkpoint // the checkpoint on disk, trusted
+	onDisk    *state.Checkpoint // the sync checkpoint on disk, trusted or not: a commit's intent rewrites it
 	snap      state.SnapshotID  // the snapshot on disk
 	haveSnap  bool
 	mustWrite bool // the snapshot on disk must be replaced even if nothing changes
@@ -112,6 +113,7 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 	}
 	if cp != nil {
 		err := cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields)
+		s.onDisk = cp
 		var mm *state.MismatchError
 		if errors.As(err, &mm) && mm.What == "kind" {
 			return nil, "", fmt.Errorf("%s: %w", state.CheckpointPath(s.path), err)
@@ -155,7 +157,7 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 		return nil, "the snapshot is missing", nil
 	case !s.haveSnap:
 		s.loaded, s.mustWrite = true, true
-	case cp.Kind != "" && st.Size() != cp.Snapshot.Size:
+	case cp.Kind != "" && st.Size() != cp.Snapshot.Size && st.Size() != cp.Next.Size:
 		return nil, "", &BindingError{Path: s.path, Have: state.SnapshotID{Size: st.Size(), Records: -1}, Was: cp.Snapshot}
 	}
 	s.cp, s.snap = cp, cp.Snapshot
@@ -192,7 +194,9 @@ func (s *File) load(cp *state.Checkpoint) error {
 		}
 		return nil
 	}
-	if !id.Same(cp.Snapshot) {
+	// A snapshot a crash left in place before its checkpoint was written is
+	// ahead of the cursor, which is safe: replaying from it converges.
+	if !id.Same(cp.Snapshot) && (cp.Next == state.SnapshotID{} || !id.Same(cp.Next)) {
 		return &BindingError{Path: s.path, Have: id, Was: cp.Snapshot}
 	}
 	return nil
@@ -253,7 +257,7 @@ func (t fileTable) ForgetTombstones(below follow.Order) int { return t.s.table.F
 // checkpoint that binds it, each replaced atomically.
 func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) error {
 	if (changed || s.mustWrite) && s.loaded {
-		id, err := s.table.WriteSnapshot(s.path, s.opts.Perm)
+		id, err := s.table.ReplaceSnapshot(s.path, s.opts.Perm, s.intend)
 		if err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
@@ -264,6 +268,23 @@ func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) err
 	}
 	cp.Kind, cp.Snapshot = state.KindSync, s.snap
 	if err := state.WriteCheckpoint(state.CheckpointPath(s.path), s.opts.Perm, cp); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	s.onDisk = cp
+	return nil
+}
+
+// intend records, in the checkpoint on disk, the snapshot about to replace
+// the one it binds, so that a crash between the two renames leaves a pair
+// the next run accepts. Without a checkpoint there is nothing to bind: a
+// snapshot left alone is reconciled by a resync.
+func (s *File) intend(next state.SnapshotID) error {
+	if s.onDisk == nil {
+		return nil
+	}
+	intent := *s.onDisk
+	intent.Next = next
+	if err := state.WriteCheckpoint(state.CheckpointPath(s.path), s.opts.Perm, &intent); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil

@@ -18,8 +18,10 @@ import (
 // one keeps its mode less what perm does not grant (ModeShared, ModePrivate).
 // A path that is a symbolic link or anything but a regular file is refused:
 // the rename would replace a link another user planted, or one the user
-// made on purpose (ResolveFile resolves those first).
-func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) (err error) {
+// made on purpose (ResolveFile resolves those first). prepare, if not nil,
+// runs once the new file is durable and before it replaces path; if it
+// fails, path is untouched.
+func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error, prepare func() error) (err error) {
 	dir := filepath.Dir(path)
 	chmod := false
 	fi, err := os.Lstat(path)
@@ -60,6 +62,11 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error) 
 	}
 	if err = f.Close(); err != nil {
 		return err
+	}
+	if prepare != nil {
+		if err = prepare(); err != nil {
+			return err
+		}
 	}
 	if err = rename(f.Name(), path); err != nil {
 		return err

@@ -33,6 +33,11 @@ type Checkpoint struct {
 	Cursor        follow.Order       // exact JSON text; zero before any record
 	CursorKeys    []follow.CursorKey // the keys applied at Cursor, with digests
 	Snapshot      SnapshotID         // the snapshot this checkpoint goes with (KindSync)
+	// Next is the snapshot that was about to replace Snapshot when this
+	// checkpoint was written: a crash between the two leaves it in place
+	// with this checkpoint, which is safe (the cursor is behind it, and
+	// replaying from there converges). Zero when none was.
+	Next SnapshotID
 	CaughtUpAt    time.Time
 	LastContactAt time.Time
 }
@@ -71,6 +76,7 @@ type checkpointFile struct {
 	Cursor        json.RawMessage `json:"cursor"`
 	Records       int             `json:"records"`
 	Snapshot      *snapshotFile   `json:"snapshot,omitempty"`
+	Next          *snapshotFile   `json:"next_snapshot,omitempty"`
 	CaughtUpAt    *time.Time      `json:"caught_up_at"`
 	LastContactAt *time.Time      `json:"last_contact_at"`
 	// Version 1: keys only. Version 2: [key, "digest"] pairs.
@@ -79,8 +85,34 @@ type checkpointFile struct {
 
 type snapshotFile struct {
 	Size    int64      `json:"size"`
+	Records int        `json:"records,omitempty"` // in next_snapshot; the checkpoint's own is top-level
 	Digest  string     `json:"xxh64"`
 	ModTime *time.Time `json:"mtime,omitempty"`
+}
+
+func (s SnapshotID) file() *snapshotFile {
+	f := &snapshotFile{Size: s.Size, Records: s.Records, Digest: fmt.Sprintf("%016x", s.Digest)}
+	if !s.ModTime.IsZero() {
+		t := s.ModTime.UTC()
+		f.ModTime = &t
+	}
+	return f
+}
+
+func (f *snapshotFile) id() (SnapshotID, error) {
+	if f == nil {
+		return SnapshotID{}, nil
+	}
+	id := SnapshotID{Size: f.Size, Records: f.Records}
+	if f.ModTime != nil {
+		id.ModTime = *f.ModTime
+	}
+	d, err := strconv.ParseUint(f.Digest, 16, 64)
+	if err != nil {
+		return SnapshotID{}, fmt.Errorf("snapshot digest %q is not hexadecimal", f.Digest)
+	}
+	id.Digest = d
+	return id, nil
 }
 
 const checkpointVersion = 2
@@ -96,10 +128,10 @@ func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
 		Cursor: json.RawMessage("null"), Records: c.Snapshot.Records,
 	}
 	if c.Kind == KindSync {
-		cf.Snapshot = &snapshotFile{Size: c.Snapshot.Size, Digest: fmt.Sprintf("%016x", c.Snapshot.Digest)}
-		if !c.Snapshot.ModTime.IsZero() {
-			t := c.Snapshot.ModTime.UTC()
-			cf.Snapshot.ModTime = &t
+		cf.Snapshot = c.Snapshot.file()
+		cf.Snapshot.Records = 0 // the top-level "records", read by older versions too
+		if c.Next != (SnapshotID{}) {
+			cf.Next = c.Next.file()
 		}
 	}
 	if c.Cursor != "" {
@@ -142,7 +174,7 @@ func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
 		}
 		_, err := io.WriteString(w, "\n  ]\n}\n")
 		return err
-	})
+	}, nil)
 }
 
 // A DamagedError is a checkpoint file that cannot be read.
@@ -171,15 +203,12 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	}
 	c := &Checkpoint{Kind: cf.Kind, Endpoint: cf.Endpoint, EndpointID: cf.EndpointID,
 		Key: cf.Key, OrderBy: cf.OrderBy, Deleted: cf.Deleted}
+	if c.Snapshot, err = cf.Snapshot.id(); err != nil {
+		return nil, &DamagedError{path, err.Error()}
+	}
 	c.Snapshot.Records = cf.Records
-	if cf.Snapshot != nil {
-		c.Snapshot.Size = cf.Snapshot.Size
-		if cf.Snapshot.ModTime != nil {
-			c.Snapshot.ModTime = *cf.Snapshot.ModTime
-		}
-		if c.Snapshot.Digest, err = strconv.ParseUint(cf.Snapshot.Digest, 16, 64); err != nil {
-			return nil, &DamagedError{path, fmt.Sprintf("snapshot digest %q", cf.Snapshot.Digest)}
-		}
+	if c.Next, err = cf.Next.id(); err != nil {
+		return nil, &DamagedError{path, err.Error()}
 	}
 	if cur := bytes.TrimSpace(cf.Cursor); len(cur) > 0 && string(cur) != "null" {
 		if !isScalarKey(cur) {

@@ -142,7 +142,7 @@ func TestWriteFileAtomic_FailureLeavesOldFile(t *testing.T) {
 	err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
 		w.Write([]byte(strings.Repeat("new\n", 1<<20)))
 		return boom
-	})
+	}, nil)
 	if !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}

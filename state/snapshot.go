@@ -19,7 +19,19 @@ import (
 // file gets perm; an existing one keeps its permissions. It returns what
 // identifies the file written, for the checkpoint to bind.
 func (t *Table) WriteSnapshot(path string, perm fs.FileMode) (SnapshotID, error) {
+	return t.ReplaceSnapshot(path, perm, nil)
+}
+
+// ReplaceSnapshot is WriteSnapshot with a step in between: once the new
+// snapshot is durable beside path, and before it replaces it, prepare (if
+// not nil) is called with its ID, so that a checkpoint can say which
+// snapshot is about to be in place. If prepare fails, path is untouched.
+func (t *Table) ReplaceSnapshot(path string, perm fs.FileMode, prepare func(SnapshotID) error) (SnapshotID, error) {
 	var id SnapshotID
+	var before func() error
+	if prepare != nil {
+		before = func() error { return prepare(id) }
+	}
 	err := writeFileAtomic(path, perm, func(w io.Writer) error {
 		hw := newIDWriter(w)
 		for _, rec := range t.All() {
@@ -33,7 +45,7 @@ func (t *Table) WriteSnapshot(path string, perm fs.FileMode) (SnapshotID, error)
 		}
 		id.Size, id.Digest = hw.n, hw.h.Sum64()
 		return nil
-	})
+	}, before)
 	if err != nil {
 		return SnapshotID{}, err
 	}
