@@ -24,20 +24,20 @@ const (
 // A Checkpoint is what sync remembers beside its snapshot, and tail in its
 // cursor file (PROTOCOL 8): where to resume, and how fresh the replica is.
 type Checkpoint struct {
-	Kind          string // KindSync or KindTail; "" in a version 1 file
-	Endpoint      string // the URL, redacted: for display only
-	EndpointID    string // follow.EndpointID: what the replica is of
-	Key           string // field names
-	OrderBy       string
-	Deleted       string
-	Cursor        follow.Order       // exact JSON text; zero before any record
-	CursorKeys    []follow.CursorKey // the keys applied at Cursor, with digests
-	Snapshot      SnapshotID         // the snapshot this checkpoint goes with (KindSync)
+	Kind       string // KindSync or KindTail; "" in a version 1 file
+	Endpoint   string // the URL, redacted: for display only
+	EndpointID string // follow.EndpointID: what the replica is of
+	Key        string // field names
+	OrderBy    string
+	Deleted    string
+	Cursor     follow.Order       // exact JSON text; zero before any record
+	CursorKeys []follow.CursorKey // the keys applied at Cursor, with digests
+	Snapshot   SnapshotID         // the snapshot this checkpoint goes with (KindSync)
 	// Next is the snapshot that was about to replace Snapshot when this
 	// checkpoint was written: a crash between the two leaves it in place
 	// with this checkpoint, which is safe (the cursor is behind it, and
 	// replaying from there converges). Zero when none was.
-	Next SnapshotID
+	Next          SnapshotID
 	CaughtUpAt    time.Time
 	LastContactAt time.Time
 }
