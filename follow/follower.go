@@ -49,6 +49,9 @@ type Config struct {
 	StallTimeout   time.Duration // no bytes for this long: reconnect (5m; negative: never)
 	RetryFor       time.Duration // without Follow: give up after failing this long (1m; negative: at the first failure)
 	SkipBadRecords bool          // report bad records as events and go on, instead of failing
+	// Batches asks for an EventBatch before each batch of records, for a
+	// handler that looks records up in bulk (a database).
+	Batches bool
 }
 
 // A CursorKey is a key applied at exactly the cursor, with the Digest of
@@ -95,6 +98,7 @@ const (
 	EventResync                     // a full resync starts; Event.Err says why (nil when asked for)
 	EventBadRecord                  // a bad record was skipped (SkipBadRecords); Event.Err
 	EventWarning                    // the endpoint breaks a rule, and following it may miss changes; Event.Err
+	EventBatch                      // Config.Batches: the records about to be handed over (some may be dropped); Event.Batch
 )
 
 // An Event is what a Follower tells its handler.
@@ -106,6 +110,7 @@ type Event struct {
 	URL      string // redacted request URL
 	Resynced bool   // EventCaughtUp: a full resync has just finished
 	Previous Order  // EventCaughtUp after a resync: the cursor before it
+	Batch    []Record // EventBatch; valid only during the handler call
 }
 
 // Unchanged is what a handler returns for an EventRecord that changed
@@ -517,6 +522,7 @@ type pass struct {
 	display    string
 	finite     bool // the response has a Content-Length: caught up only at its end
 
+	batch      []Record
 	lastOrder  []byte // of the previous record, to notice disorder
 	disorderly bool   // warned already
 
@@ -579,6 +585,16 @@ func (p *pass) run(ctx context.Context) error {
 				return p.handlerErr
 			}
 			return p.readError(ctx, display, err)
+		}
+		if f.cfg.Batches && len(b.recs) > 0 {
+			p.batch = p.batch[:0]
+			for i := range b.recs {
+				p.batch = append(p.batch, Record{})
+				b.record(i, &p.batch[i])
+			}
+			if err := p.emit(Event{Kind: EventBatch, Batch: p.batch}); err != nil {
+				return err
+			}
 		}
 		for i := range b.recs {
 			b.record(i, &rec)

@@ -117,6 +117,8 @@ type Engine struct {
 	commitCost time.Duration
 	caughtAt   time.Time
 	contact    time.Time
+	keys       [][]byte // of a batch, for a Prefetcher
+	id         Identity // of the endpoint, for reopening the store
 }
 
 // The defaults of Config's durations.
@@ -137,24 +139,34 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, table: cfg.Table, stats: Stats{Started: time.Now()}}
-	resync := cfg.Resync
+	e := &Engine{cfg: cfg, store: cfg.Store, table: cfg.Table, stats: Stats{Started: time.Now()},
+		id: Identity{EndpointID: probe.EndpointID(), Endpoint: probe.Endpoint(), Fields: cfg.Follow.Fields}}
+	if err := e.open(ctx, cfg.Resync); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// open opens the store and sets the follower up to resume from its
+// checkpoint.
+func (e *Engine) open(ctx context.Context, resync bool) error {
+	fcfg := e.cfg.Follow
 	if e.store != nil {
-		id := Identity{EndpointID: probe.EndpointID(), Endpoint: probe.Endpoint(), Fields: cfg.Follow.Fields}
-		cp, reason, err := e.store.Open(ctx, id, resync)
+		cp, reason, err := e.store.Open(ctx, e.id, resync)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if t := e.store.Table(); t != nil {
 			e.table = t
 		}
+		e.dirty, e.cpDirty = false, false
 		switch {
 		case reason != "":
 			resync = true
 			e.notify(Notice{Kind: NoticeResync, Err: errors.New(reason)})
 		case cp != nil:
-			if e.cfg.Follow.Since == "" {
-				e.cfg.Follow.Since, e.cfg.Follow.SinceKeys = cp.Cursor, cp.CursorKeys
+			if fcfg.Since == "" {
+				fcfg.Since, fcfg.SinceKeys = cp.Cursor, cp.CursorKeys
 			}
 			e.caughtAt = cp.CaughtUpAt
 		default:
@@ -163,13 +175,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	if e.table == nil {
-		return nil, errors.New("replica: no table: give Config.Table or a Store that keeps one")
+		return errors.New("replica: no table: give Config.Table or a Store that keeps one")
 	}
-	e.cfg.Follow.Resync = resync
-	if e.f, err = follow.New(e.cfg.Follow); err != nil {
-		return nil, err
+	_, fcfg.Batches = e.table.(Prefetcher)
+	fcfg.Resync = resync
+	f, err := follow.New(fcfg)
+	if err != nil {
+		return err
 	}
-	return e, nil
+	e.f = f
+	return nil
 }
 
 // Endpoint is the endpoint's URL for display, credentials redacted.
@@ -195,14 +210,36 @@ func (e *Engine) Stats() Stats { return e.stats }
 // once caught up commits nothing then. Any other error leaves the store as
 // it was at the last commit.
 func (e *Engine) Run(ctx context.Context) error {
-	err := e.f.Run(ctx, e.handle)
-	cancelled := errors.Is(err, context.Canceled) && ctx.Err() != nil
-	if err == nil || cancelled && (e.cfg.Follow.Follow || e.cfg.CommitEvery > 0) {
-		if cerr := e.commit(context.WithoutCancel(ctx)); cerr != nil {
-			return cerr
+	for attempt := 0; ; attempt++ {
+		err := e.f.Run(ctx, e.handle)
+		cancelled := errors.Is(err, context.Canceled) && ctx.Err() != nil
+		if err == nil || cancelled && (e.cfg.Follow.Follow || e.cfg.CommitEvery > 0) {
+			if cerr := e.commit(context.WithoutCancel(ctx)); cerr != nil {
+				return cerr
+			}
+		}
+		var tmp temporary
+		if !e.cfg.Follow.Follow || e.store == nil || !errors.As(err, &tmp) || !tmp.Temporary() {
+			return err
+		}
+		// The store lost what it had not committed: resume from its last
+		// commit, once it is back.
+		for ; ; attempt++ {
+			delay := min(time.Second<<min(attempt, 5), 30*time.Second)
+			e.notify(Notice{Kind: NoticeRetry, Err: err, Delay: delay})
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(delay):
+			}
+			if err = e.open(ctx, false); err == nil {
+				break
+			}
+			if !errors.As(err, &tmp) || !tmp.Temporary() {
+				return err
+			}
 		}
 	}
-	return err
 }
 
 func (e *Engine) notify(n Notice) {
@@ -218,6 +255,14 @@ func (e *Engine) handle(ev follow.Event) error {
 		e.forgetTombstones()
 	case follow.EventRecord:
 		return e.apply(ev.Record)
+	case follow.EventBatch:
+		if p, ok := e.table.(Prefetcher); ok {
+			e.keys = e.keys[:0]
+			for i := range ev.Batch {
+				e.keys = append(e.keys, ev.Batch[i].Key)
+			}
+			return p.Prefetch(e.keys)
+		}
 	case follow.EventQuiet:
 		return e.quiet()
 	case follow.EventCaughtUp:
@@ -306,27 +351,26 @@ func (e *Engine) caughtUp(ev follow.Event) error {
 
 // sweep ends a resync: the keys it did not send are gone from the endpoint.
 func (e *Engine) sweep(previous follow.Order) error {
-	removed, err := e.table.EndResync(e.cfg.MaxDelete)
-	if err != nil {
-		return err
-	}
-	e.stats.Deletes += len(removed)
-	if len(removed) > 0 {
-		e.dirty = true
-		e.notify(Notice{Kind: NoticeSwept, Count: len(removed)})
-	}
 	cur := e.Cursor()
+	var infer func(state.Removed) error
 	if e.cfg.Sink != nil {
-		for _, r := range removed {
+		infer = func(r state.Removed) error {
 			order := []byte(cur)
 			if len(order) == 0 || follow.CompareOrder(r.Order, order) > 0 {
 				order = r.Order
 			}
 			rec := InferredTombstone(e.cfg.Follow.Fields, r.Key, order)
-			if err := e.cfg.Sink.Change(state.OpDelete, &rec, true); err != nil {
-				return err
-			}
+			return e.cfg.Sink.Change(state.OpDelete, &rec, true)
 		}
+	}
+	n, err := e.table.EndResync(e.cfg.MaxDelete, infer)
+	if err != nil {
+		return err
+	}
+	e.stats.Deletes += n
+	if n > 0 {
+		e.dirty = true
+		e.notify(Notice{Kind: NoticeSwept, Count: n})
 	}
 	if previous != "" && cur.Compare(previous) < 0 {
 		e.notify(Notice{Kind: NoticeCursorBack, Cursor: cur, Previous: previous})

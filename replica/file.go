@@ -235,11 +235,11 @@ func (t fileTable) BeginResync() error {
 	return nil
 }
 
-func (t fileTable) EndResync(maxDelete float64) ([]state.Removed, error) {
+func (t fileTable) EndResync(maxDelete float64, each func(state.Removed) error) (int, error) {
 	if err := t.s.ensure(); err != nil {
-		return nil, err
+		return 0, err
 	}
-	return t.s.table.EndResync(maxDelete)
+	return endResync(t.s.table, maxDelete, each)
 }
 
 func (t fileTable) Len() int {

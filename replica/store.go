@@ -19,8 +19,9 @@ type Table interface {
 	// EndResync removes every live key not marked since BeginResync, unless
 	// that would remove more than maxDelete (0 to 1) of a table of at least
 	// state.MassDeleteMinimum records: then it removes nothing and returns
-	// a *state.MassDeleteError.
-	EndResync(maxDelete float64) ([]state.Removed, error)
+	// a *state.MassDeleteError. It calls removed (if not nil) for each key
+	// it removes, in key order, and returns how many it removed.
+	EndResync(maxDelete float64, removed func(state.Removed) error) (int, error)
 	// Len is the number of live records.
 	Len() int
 	// Tombstones is the number of deleted keys remembered, and
@@ -58,6 +59,17 @@ type Store interface {
 	Close() error
 }
 
+// A Prefetcher is a Table that looks records up in bulk: the Engine gives
+// it the keys of each batch of records before applying them one by one.
+type Prefetcher interface {
+	Prefetch(keys [][]byte) error
+}
+
+// A Store whose errors may pass (a database connection lost) marks them
+// with a Temporary method that returns true: a following Engine then
+// opens the store again and resumes from its last commit.
+type temporary interface{ Temporary() bool }
+
 // Memory adapts an in-memory *state.Table (state.NewTable or
 // state.NewIndex) to Table.
 func Memory(t *state.Table) Table { return memory{t} }
@@ -67,3 +79,22 @@ type memory struct{ *state.Table }
 func (m memory) Apply(r *follow.Record) (state.Op, error) { return m.Table.Apply(r), nil }
 
 func (m memory) BeginResync() error { m.Table.BeginResync(); return nil }
+
+func (m memory) EndResync(maxDelete float64, each func(state.Removed) error) (int, error) {
+	return endResync(m.Table, maxDelete, each)
+}
+
+func endResync(t *state.Table, maxDelete float64, each func(state.Removed) error) (int, error) {
+	removed, err := t.EndResync(maxDelete)
+	if err != nil {
+		return 0, err
+	}
+	if each != nil {
+		for _, r := range removed {
+			if err := each(r); err != nil {
+				return len(removed), err
+			}
+		}
+	}
+	return len(removed), nil
+}

@@ -122,6 +122,12 @@ func CheckpointPath(snapshot string) string { return snapshot + ".checkpoint" }
 
 // WriteCheckpoint atomically replaces path with c.
 func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
+	return writeFileAtomic(path, perm, func(w io.Writer) error { return EncodeCheckpoint(w, c) }, nil)
+}
+
+// EncodeCheckpoint writes c to w as WriteCheckpoint writes it to a file:
+// one JSON object, and the keys at the cursor one per line.
+func EncodeCheckpoint(w io.Writer, c *Checkpoint) error {
 	cf := checkpointFile{
 		Version: checkpointVersion, Kind: c.Kind, Endpoint: c.Endpoint, EndpointID: c.EndpointID,
 		Key: c.Key, OrderBy: c.OrderBy, Deleted: c.Deleted,
@@ -152,29 +158,27 @@ func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
 	// The keys can number millions after a bulk update: write them without
 	// building a second copy, one per line.
 	head = bytes.TrimSuffix(head, []byte("null\n}"))
-	return writeFileAtomic(path, perm, func(w io.Writer) error {
-		if _, err := w.Write(head); err != nil {
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	io.WriteString(w, "[")
+	var line []byte
+	for i, k := range c.CursorKeys {
+		line = line[:0]
+		if i > 0 {
+			line = append(line, ',')
+		}
+		line = append(line, "\n    ["...)
+		line = append(line, k.Key...)
+		line = append(line, `, "`...)
+		line = strconv.AppendUint(line, k.Digest, 16)
+		line = append(line, `"]`...)
+		if _, err := w.Write(line); err != nil {
 			return err
 		}
-		io.WriteString(w, "[")
-		var line []byte
-		for i, k := range c.CursorKeys {
-			line = line[:0]
-			if i > 0 {
-				line = append(line, ',')
-			}
-			line = append(line, "\n    ["...)
-			line = append(line, k.Key...)
-			line = append(line, `, "`...)
-			line = strconv.AppendUint(line, k.Digest, 16)
-			line = append(line, `"]`...)
-			if _, err := w.Write(line); err != nil {
-				return err
-			}
-		}
-		_, err := io.WriteString(w, "\n  ]\n}\n")
-		return err
-	}, nil)
+	}
+	_, err = io.WriteString(w, "\n  ]\n}\n")
+	return err
 }
 
 // A DamagedError is a checkpoint file that cannot be read.
@@ -194,6 +198,13 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return DecodeCheckpoint(b, path)
+}
+
+// DecodeCheckpoint reads what EncodeCheckpoint wrote; path names where it
+// came from in errors. Damage is a *DamagedError.
+func DecodeCheckpoint(b []byte, path string) (*Checkpoint, error) {
+	var err error
 	var cf checkpointFile
 	if err := json.Unmarshal(b, &cf); err != nil {
 		return nil, &DamagedError{path, err.Error()}
