@@ -18,6 +18,7 @@ import (
 	"github.com/fatih/color"
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/replica"
+	"github.com/lockstep/lockstep/sqlstore"
 	"github.com/lockstep/lockstep/state"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -25,8 +26,8 @@ import (
 
 var dumpCommand = &cli.Command{
 	Name:      "dump",
-	Usage:     "print the table of a snapshot file or of an endpoint",
-	ArgsUsage: "FILE|URL",
+	Usage:     "print the table of a snapshot file, a database replica or an endpoint",
+	ArgsUsage: "FILE|sqlite:PATH|postgres://…|URL",
 	Description: `Prints the table held in a sync snapshot FILE, or, given a URL, follows the
 endpoint in memory from cursor 0 until caught up and prints the table it
 holds. JSON lines when piped (so | jq works); an aligned table on a terminal.
@@ -40,7 +41,7 @@ Examples:
 			Action: oneOf("format", "auto", "json", "table")},
 		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
 			Action: oneOf("sort", "key", "order")},
-		&cli.DurationFlag{Name: "max-age", Usage: "fail unless FILE's checkpoint caught up within this long", EnvVars: env("max-age")},
+		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long", EnvVars: env("max-age")},
 		colorFlag,
 		onBadRecordFlag("fail"),
 	}, fieldFlags...), connFlags...),
@@ -59,12 +60,38 @@ func runDump(c *cli.Context) error {
 		err    error
 		fields = follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
 	)
-	if strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://") {
+	format := c.String("format")
+	asTable := format == "table" || format == "auto" && isTerminal(stdout)
+	switch {
+	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
 		if c.IsSet("max-age") {
-			return usagef("dump: --max-age needs a snapshot FILE, not a URL")
+			return usagef("dump: --max-age needs a snapshot FILE or a database, not a URL")
 		}
 		table, name, err = dumpURL(c, arg)
-	} else {
+	case sqlstore.IsDSN(arg):
+		name = "dump " + sqlstore.Redact(arg)
+		if !asTable && c.String("sort") == "key" {
+			// The database sorts: stream, whatever the table's size.
+			bw := bufio.NewWriterSize(stdout, 256<<10)
+			err = dumpDB(c, arg, func(rec []byte) error {
+				bw.Write(rec)
+				return bw.WriteByte('\n')
+			})
+			if err == nil {
+				err = bw.Flush()
+			}
+			return dumpError(name, err)
+		}
+		table = state.NewTable()
+		err = dumpDB(c, arg, func(rec []byte) error {
+			r, err := follow.ParseRecord(rec, fields)
+			if err != nil {
+				return err
+			}
+			table.Apply(&r)
+			return nil
+		})
+	default:
 		name = "dump " + arg
 		table, err = dumpFile(c, arg, &fields)
 	}
@@ -82,8 +109,7 @@ func runDump(c *cli.Context) error {
 			return follow.CompareOrder(ra.Order, rb.Order)
 		})
 	}
-	format := c.String("format")
-	if format == "table" || format == "auto" && isTerminal(stdout) {
+	if asTable {
 		applyColor(c, stdout)
 		err = writeTable(stdout, recs, fields, terminalWidth(stdout))
 	} else {
@@ -94,10 +120,45 @@ func runDump(c *cli.Context) error {
 		}
 		err = bw.Flush()
 	}
+	return dumpError(name, err)
+}
+
+// dumpError names what was dumped in an error, and is quiet when the
+// reader of stdout went away.
+func dumpError(name string, err error) error {
 	if err = stdoutError(err); err != nil && !errors.Is(err, errStdoutGone) {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return err
+}
+
+// dumpDB calls emit with each record of a database replica, in key order,
+// then checks --max-age against the checkpoint read with them.
+func dumpDB(c *cli.Context, dsn string, emit func([]byte) error) error {
+	cp, err := sqlstore.Read(c.Context, dsn, emit)
+	if err != nil {
+		return err
+	}
+	return checkAge(cp, c.Duration("max-age"), "its table has no checkpoint")
+}
+
+// checkAge fails when --max-age is set and the replica did not catch up
+// within it.
+func checkAge(cp *state.Checkpoint, maxAge time.Duration, none string) error {
+	if maxAge <= 0 {
+		return nil
+	}
+	if cp == nil {
+		return fmt.Errorf("%s, so its age is unknown (--max-age)", none)
+	}
+	if cp.CaughtUpAt.IsZero() {
+		return fmt.Errorf("the replica has never caught up (--max-age %s)", maxAge)
+	}
+	if age := time.Since(cp.CaughtUpAt); age > maxAge {
+		return fmt.Errorf("the replica is stale: last caught up %s ago at %s, more than --max-age %s (is lockstep sync running?)",
+			age.Round(time.Second), cp.CaughtUpAt.Format(time.RFC3339), maxAge)
+	}
+	return nil
 }
 
 // dumpFile loads a snapshot. Field names not given as flags come from its
@@ -120,17 +181,8 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 	if err != nil {
 		return nil, storeAdvice(err, "lockstep sync --resync to rebuild it")
 	}
-	if maxAge := c.Duration("max-age"); maxAge > 0 {
-		if cp == nil {
-			return nil, fmt.Errorf("no checkpoint %s, so its age is unknown (--max-age)", state.CheckpointPath(path))
-		}
-		if cp.CaughtUpAt.IsZero() {
-			return nil, fmt.Errorf("the replica has never caught up (--max-age %s)", maxAge)
-		}
-		if age := time.Since(cp.CaughtUpAt); age > maxAge {
-			return nil, fmt.Errorf("the replica is stale: last caught up %s ago at %s, more than --max-age %s (is lockstep sync running?)",
-				age.Round(time.Second), cp.CaughtUpAt.Format(time.RFC3339), maxAge)
-		}
+	if err := checkAge(cp, c.Duration("max-age"), "no checkpoint "+state.CheckpointPath(path)); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/replica"
+	"github.com/lockstep/lockstep/sqlstore"
 	"github.com/lockstep/lockstep/state"
 	"github.com/urfave/cli/v2"
 )
@@ -31,9 +32,16 @@ written and locked, and the link stays. New files are 0666 less the umask
 Examples:
    lockstep sync http://h/servers/ --out servers.jsonl
    * * * * * lockstep sync http://h/servers/ --out /var/lib/servers.jsonl   # crontab
-   lockstep sync --follow http://h/servers/ --out servers.jsonl`,
+   lockstep sync --follow http://h/servers/ --out servers.jsonl
+   lockstep sync http://h/servers/ --out sqlite:servers.db                 # a table "servers" in SQLite
+   lockstep sync --follow http://h/servers/ --out 'postgres://app@db/ops?table=servers'
+
+With --out sqlite:PATH or postgres://…, the replica is a database table (by
+default named after the endpoint's last path segment; ?table=NAME to choose)
+with one row per live record, and the checkpoint in the table lockstep_meta,
+committed in the same transaction as the changes: see the README's schema.`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it; a symbolic link is resolved once)", EnvVars: env("out")},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the snapshot `FILE` (FILE.checkpoint and FILE.lock beside it; a symbolic link is resolved once), or sqlite:PATH, or postgres://…", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep running, writing the files as changes arrive", EnvVars: env("follow")},
 		&cli.BoolFlag{Name: "resync", Usage: "rebuild from cursor 0, removing what the endpoint no longer has", EnvVars: env("resync")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would remove more than this share of a table of 100+ records", EnvVars: env("max-delete")},
@@ -55,10 +63,17 @@ func runSync(c *cli.Context) error {
 		return usagef("sync: --out FILE is required")
 	}
 	stderr := c.App.ErrWriter
-	if out, err = state.ResolveFile(out); err != nil {
-		return fmt.Errorf("sync --out %s: %w", c.String("out"), err)
+	db := sqlstore.IsDSN(out)
+	if !db {
+		if out, err = state.ResolveFile(out); err != nil {
+			return fmt.Errorf("sync --out %s: %w", c.String("out"), err)
+		}
 	}
-	name := "sync " + out
+	display := out
+	if db {
+		display = sqlstore.Redact(out)
+	}
+	name := "sync " + display
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
 		return usagef("--max-delete: %v", err)
@@ -75,9 +90,14 @@ func runSync(c *cli.Context) error {
 	if c.Bool("private") {
 		perm = state.ModePrivate
 	}
-	p := &progress{w: stderr, on: isTerminal(stderr), name: out}
-	store, err := replica.OpenFile(c.Context, out, replica.FileOptions{Perm: perm, Wait: c.Bool("wait"),
-		Notify: func(err error) { p.clear(); fmt.Fprintf(stderr, "lockstep: %s: %v\n", name, err) }})
+	p := &progress{w: stderr, on: isTerminal(stderr), name: display}
+	var store replica.Store
+	if db {
+		store, err = sqlstore.Open(c.Context, out, fcfg.URL, sqlstore.Options{Wait: c.Bool("wait")})
+	} else {
+		store, err = replica.OpenFile(c.Context, out, replica.FileOptions{Perm: perm, Wait: c.Bool("wait"),
+			Notify: func(err error) { p.clear(); fmt.Fprintf(stderr, "lockstep: %s: %v\n", name, err) }})
+	}
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
 			return fmt.Errorf("%s: %w (use --wait to wait for it)", name, err)
@@ -112,13 +132,13 @@ func runSync(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", name, runAdvice(c, err))
 	}
 	st := e.Stats()
-	fmt.Fprintf(stderr, "%s: %s %s, cursor %s, +%d ~%d -%d\n", out, thousands(e.Len()), plural(e.Len(), "record"), cursorText(e.Cursor()), st.Inserts, st.Updates, st.Deletes)
+	fmt.Fprintf(stderr, "%s: %s %s, cursor %s, +%d ~%d -%d\n", display, thousands(e.Len()), plural(e.Len(), "record"), cursorText(e.Cursor()), st.Inserts, st.Updates, st.Deletes)
 	if st.Skipped > 0 {
-		fmt.Fprintf(stderr, "%s: %d bad %s skipped\n", out, st.Skipped, plural(st.Skipped, "record"))
+		fmt.Fprintf(stderr, "%s: %d bad %s skipped\n", display, st.Skipped, plural(st.Skipped, "record"))
 	}
 	if fcfg.Follow {
 		wall := time.Since(st.Started)
-		fmt.Fprintf(stderr, "%s: %d writes took %.1f%% of %s\n", out, st.Commits, 100*st.Committing.Seconds()/wall.Seconds(), wall.Round(100*time.Millisecond))
+		fmt.Fprintf(stderr, "%s: %d writes took %.1f%% of %s\n", display, st.Commits, 100*st.Committing.Seconds()/wall.Seconds(), wall.Round(100*time.Millisecond))
 	}
 	return nil
 }

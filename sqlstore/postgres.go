@@ -1,0 +1,316 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/state"
+)
+
+// pgDB is a table in PostgreSQL, written through one connection that also
+// holds the advisory lock: if the connection is lost, so is the lock, and
+// both are taken again before anything more is written.
+type pgDB struct {
+	dsn  string
+	name string
+	t    string
+	tomb string
+	conn *pgx.Conn
+	tx   pgx.Tx
+	wait bool
+}
+
+func openPostgres(ctx context.Context, dsn, table string) (*pgDB, error) {
+	d := &pgDB{dsn: dsn, name: table, t: quote(table), tomb: quote(table + "_tombstones")}
+	return d, d.connect(ctx)
+}
+
+func (d *pgDB) connect(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, d.dsn)
+	if err != nil {
+		return err
+	}
+	d.conn = conn
+	return nil
+}
+
+// pgQuerier is what a connection and a transaction share.
+type pgQuerier interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+	CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error)
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}
+
+func (d *pgDB) q() pgQuerier {
+	if d.tx != nil {
+		return d.tx
+	}
+	return d.conn
+}
+
+func (d *pgDB) lock(ctx context.Context, wait bool) error {
+	d.wait = wait
+	for {
+		var ok bool
+		err := d.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('lockstep:' || current_database() || '.' || $1, 0))`, d.name).Scan(&ok)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if !wait {
+			return fmt.Errorf("%w: another lockstep sync writes table %s", state.ErrLocked, d.name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *pgDB) close() error { return d.conn.Close(context.Background()) }
+
+func (d *pgDB) setup(ctx context.Context) error {
+	if d.conn.IsClosed() {
+		// Reopened after the connection was lost: the lock went with it.
+		if err := d.connect(ctx); err != nil {
+			return err
+		}
+		if err := d.lock(ctx, d.wait); err != nil {
+			return err
+		}
+	}
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS ` + d.t + ` (
+			key text PRIMARY KEY, key_sort bytea NOT NULL,
+			ord text NOT NULL, ord_sort bytea NOT NULL,
+			raw text NOT NULL, record jsonb, digest bigint NOT NULL, mark bigint NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS ` + quote(d.name+"_key_sort") + ` ON ` + d.t + ` (key_sort, key)`,
+		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
+			key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
+			digest bigint NOT NULL, mark bigint NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL)`,
+		`CREATE TEMP TABLE IF NOT EXISTS lockstep_stage (key text, key_sort bytea, ord text, ord_sort bytea,
+			raw text, jsonb_ok bool, digest bigint, mark bigint, live bool, changed bool)`,
+	} {
+		if _, err := d.conn.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *pgDB) begin(ctx context.Context) (err error) {
+	d.tx, err = d.conn.Begin(ctx)
+	return err
+}
+
+func (d *pgDB) commit(ctx context.Context) error {
+	err := d.tx.Commit(ctx)
+	d.tx = nil
+	return err
+}
+
+func (d *pgDB) rollback() {
+	if d.tx != nil {
+		d.tx.Rollback(context.Background())
+		d.tx = nil
+	}
+}
+
+func (d *pgDB) meta(ctx context.Context) ([]byte, int64, bool, error) {
+	var cp string
+	var gen int64
+	err := d.q().QueryRow(ctx, `SELECT checkpoint, gen FROM lockstep_meta WHERE tbl = $1`, d.name).Scan(&cp, &gen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, false, nil
+	}
+	return []byte(cp), gen, err == nil, err
+}
+
+func (d *pgDB) setMeta(ctx context.Context, cp []byte, gen int64) error {
+	_, err := d.q().Exec(ctx, `INSERT INTO lockstep_meta (tbl, checkpoint, gen) VALUES ($1, $2, $3)
+		ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint, gen = excluded.gen`, d.name, string(cp), gen)
+	return err
+}
+
+func (d *pgDB) counts(ctx context.Context) (live, tombs int, err error) {
+	err = d.q().QueryRow(ctx, `SELECT (SELECT count(*) FROM `+d.t+`), (SELECT count(*) FROM `+d.tomb+`)`).Scan(&live, &tombs)
+	return live, tombs, err
+}
+
+func (d *pgDB) lookup(ctx context.Context, keys []string, fn func(string, bool, []byte, uint64, int64)) error {
+	rows, err := d.q().Query(ctx, `
+		SELECT key, true, ord, digest, mark FROM `+d.t+` WHERE key = ANY($1)
+		UNION ALL
+		SELECT key, false, ord, digest, mark FROM `+d.tomb+` WHERE key = ANY($1)`, keys)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, ord string
+		var live bool
+		var digest, mark int64
+		if err := rows.Scan(&key, &live, &ord, &digest, &mark); err != nil {
+			return err
+		}
+		fn(key, live, []byte(ord), uint64(digest), mark)
+	}
+	return rows.Err()
+}
+
+// write stages the rows with COPY, then merges them in one round trip.
+func (d *pgDB) write(ctx context.Context, batch []*row) error {
+	data := make([][]any, len(batch))
+	for i, r := range batch {
+		var raw any
+		ok := false
+		if r.changed && r.live {
+			raw, ok = string(r.record), jsonbSafe(r.record)
+		}
+		data[i] = []any{r.key, follow.AppendSortKey(nil, []byte(r.key)), string(r.ord), follow.AppendSortKey(nil, r.ord),
+			raw, ok, int64(r.digest), r.mark, r.live, r.changed}
+	}
+	q := d.q()
+	if _, err := q.CopyFrom(ctx, pgx.Identifier{"lockstep_stage"},
+		[]string{"key", "key_sort", "ord", "ord_sort", "raw", "jsonb_ok", "digest", "mark", "live", "changed"},
+		pgx.CopyFromRows(data)); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM ` + d.t + ` t USING lockstep_stage s WHERE t.key = s.key AND s.changed AND NOT s.live`)
+	b.Queue(`DELETE FROM ` + d.tomb + ` t USING lockstep_stage s WHERE t.key = s.key AND s.changed AND s.live`)
+	b.Queue(`INSERT INTO ` + d.t + ` (key, key_sort, ord, ord_sort, raw, record, digest, mark)
+		SELECT key, key_sort, ord, ord_sort, raw, CASE WHEN jsonb_ok THEN raw::jsonb END, digest, mark
+		FROM lockstep_stage WHERE changed AND live
+		ON CONFLICT (key) DO UPDATE SET key_sort = excluded.key_sort, ord = excluded.ord, ord_sort = excluded.ord_sort,
+		raw = excluded.raw, record = excluded.record, digest = excluded.digest, mark = excluded.mark`)
+	b.Queue(`INSERT INTO ` + d.tomb + ` (key, ord, ord_sort, digest, mark)
+		SELECT key, ord, ord_sort, digest, mark FROM lockstep_stage WHERE changed AND NOT live
+		ON CONFLICT (key) DO UPDATE SET ord = excluded.ord, ord_sort = excluded.ord_sort, digest = excluded.digest, mark = excluded.mark`)
+	b.Queue(`UPDATE ` + d.t + ` t SET mark = s.mark FROM lockstep_stage s WHERE t.key = s.key AND NOT s.changed AND s.live`)
+	b.Queue(`UPDATE ` + d.tomb + ` t SET mark = s.mark FROM lockstep_stage s WHERE t.key = s.key AND NOT s.changed AND NOT s.live`)
+	b.Queue(`TRUNCATE lockstep_stage`)
+	return q.SendBatch(ctx, b).Close()
+}
+
+// jsonbSafe reports whether PostgreSQL's jsonb takes a valid JSON record:
+// it refuses \u0000 and lone surrogates, which JSON allows. Such a record
+// keeps its exact bytes in raw, and a NULL record.
+func jsonbSafe(b []byte) bool {
+	for i := 0; i+5 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++
+			continue
+		}
+		h := strings.ToLower(string(b[i+2 : i+6]))
+		if h == "0000" || h[0] == 'd' && h[1] >= '8' {
+			return false
+		}
+		i += 5
+	}
+	return true
+}
+
+func (d *pgDB) unmarked(ctx context.Context, gen int64) (n int, err error) {
+	err = d.q().QueryRow(ctx, `SELECT count(*) FROM `+d.t+` WHERE mark <> $1`, gen).Scan(&n)
+	return n, err
+}
+
+func (d *pgDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error) {
+	rows, err := d.q().Query(ctx, `DELETE FROM `+d.t+` WHERE mark <> $1 RETURNING key, ord, key_sort`, gen)
+	if err != nil {
+		return 0, err
+	}
+	type gone struct{ key, ord, sort []byte }
+	var removed []gone
+	for rows.Next() {
+		var g gone
+		var key, ord string
+		if err := rows.Scan(&key, &ord, &g.sort); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		g.key, g.ord = []byte(key), []byte(ord)
+		removed = append(removed, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	sortGone(removed, func(g gone) ([]byte, []byte) { return g.sort, g.key })
+	for _, g := range removed {
+		if err := fn(g.key, g.ord); err != nil {
+			return len(removed), err
+		}
+	}
+	return len(removed), nil
+}
+
+func (d *pgDB) forget(ctx context.Context, below []byte) (int, error) {
+	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort < $1`, below)
+	return int(tag.RowsAffected()), err
+}
+
+func (d *pgDB) each(ctx context.Context, fn func([]byte) error) ([]byte, error) {
+	tx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	var cp string
+	switch err := tx.QueryRow(ctx, `SELECT checkpoint FROM lockstep_meta WHERE tbl = $1`, d.name).Scan(&cp); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("no lockstep table %s here", d.name)
+	case err != nil:
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return nil, fmt.Errorf("no lockstep table %s here", d.name)
+		}
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT raw FROM `+d.t+` ORDER BY key_sort, key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rec []byte
+		if err := rows.Scan(&rec); err != nil {
+			return nil, err
+		}
+		if err := fn(rec); err != nil {
+			return nil, err
+		}
+	}
+	return []byte(cp), rows.Err()
+}
+
+// connectionLost reports errors after which the connection is gone but the
+// database may come back: a restart, a network failure.
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed")
+}

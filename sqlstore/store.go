@@ -1,0 +1,523 @@
+// Package sqlstore keeps a lockstep replica in a SQL database, SQLite
+// (embedded, no server) or PostgreSQL, as a replica.Store: one row per live
+// record, queryable with the database's own JSON operators, and the
+// checkpoint in a metadata table, committed in the same transaction as the
+// changes it covers.
+//
+// Schema, for a table T (by default the endpoint's last path segment):
+//
+//	T              key (the key's JSON text: 42 and "42" differ), key_sort,
+//	               ord (the order value's JSON text), ord_sort, record (the
+//	               record's exact bytes: JSON text in SQLite; in PostgreSQL
+//	               record is jsonb and raw holds the exact bytes), digest, mark
+//	T_tombstones   the deleted keys remembered: key, ord, ord_sort, digest, mark
+//	lockstep_meta  tbl, checkpoint (the checkpoint file's JSON), gen
+//
+// key_sort and ord_sort are follow.AppendSortKey's bytes: ORDER BY
+// key_sort, key lists records as a snapshot file does. mark is the resync
+// generation that last saw a row: a resync's sweep removes the rows it did
+// not see, in the transaction that commits its cursor.
+//
+// The table is not held in memory: records are looked up in bulk, a batch
+// at a time, and written in bulk (COPY in PostgreSQL) inside one
+// transaction per commit.
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/replica"
+	"github.com/lockstep/lockstep/state"
+)
+
+// Options configure a Store.
+type Options struct {
+	Wait bool // wait for another writer instead of failing
+}
+
+// IsDSN reports whether out names a database rather than a file:
+// sqlite:PATH, postgres://… or postgresql://….
+func IsDSN(out string) bool {
+	return strings.HasPrefix(out, "sqlite:") || strings.HasPrefix(out, "postgres://") || strings.HasPrefix(out, "postgresql://")
+}
+
+// Redact shows a DSN with its password hidden.
+func Redact(dsn string) string { return follow.Redact(dsn) }
+
+// row is what the Store knows of one key: what the database holds, and what
+// it must hold after the next flush.
+type row struct {
+	key    string
+	exists bool // live or a tombstone
+	live   bool
+	ord    []byte
+	digest uint64
+	mark   int64
+	record []byte // live: the record's bytes, when changed
+
+	inDB        bool // the database holds the key (live if dbLive, else as a tombstone)
+	dbLive      bool
+	changed     bool // record, ord or liveness changed since the database's
+	markChanged bool
+}
+
+// db is what a Store needs of a database.
+type db interface {
+	// setup creates the tables if need be.
+	setup(ctx context.Context) error
+	begin(ctx context.Context) error
+	commit(ctx context.Context) error
+	rollback()
+	// meta reads the checkpoint and resync generation; ok is false if none.
+	meta(ctx context.Context) (cp []byte, gen int64, ok bool, err error)
+	setMeta(ctx context.Context, cp []byte, gen int64) error
+	counts(ctx context.Context) (live, tombs int, err error)
+	// lookup fills in what the database holds for keys, calling fn for each
+	// key it holds.
+	lookup(ctx context.Context, keys []string, fn func(key string, live bool, ord []byte, digest uint64, mark int64)) error
+	write(ctx context.Context, rows []*row) error
+	// unmarked counts the live rows a sweep for gen would remove.
+	unmarked(ctx context.Context, gen int64) (int, error)
+	// sweep removes them, calling fn for each in key order.
+	sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error)
+	forget(ctx context.Context, below []byte) (int, error)
+	// each calls fn with every live record in key order, in one read
+	// transaction with meta's checkpoint.
+	each(ctx context.Context, fn func(rec []byte) error) (cp []byte, err error)
+	lock(ctx context.Context, wait bool) error
+	close() error
+}
+
+// A Store keeps a replica in a database table. It is a replica.Store and
+// its Table.
+type Store struct {
+	db      db
+	name    string // for messages, credentials redacted
+	table   string
+	fields  follow.DecoderOptions
+	opened  bool
+	inTx    bool
+	gen     int64 // the resync generation rows are marked with
+	resync  bool
+	live    int
+	tombs   int
+	rows    map[string]*row
+	pending int // rows with changes to write
+}
+
+// flushAt is how many rows a Store keeps in memory before it writes them
+// (within the transaction): enough for bulk writes to pay, small enough to
+// keep memory flat whatever the table's size.
+const flushAt = 8192
+
+// tableName matches the identifiers a Store accepts as table names.
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,50}$`)
+
+// Open connects to the database named by dsn (sqlite:PATH[?table=T] or a
+// postgres:// URL with an optional table=T parameter) and takes its
+// writer's lock: a lock file beside a SQLite database, an advisory lock in
+// PostgreSQL. The table is created on first use.
+func Open(ctx context.Context, dsn string, endpoint string, opts Options) (*Store, error) {
+	table, rest, err := splitTable(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if table == "" {
+		table = defaultTable(endpoint)
+	}
+	s := &Store{name: Redact(dsn), table: table, rows: map[string]*row{}}
+	switch {
+	case strings.HasPrefix(rest, "sqlite:"):
+		s.db, err = openSQLite(ctx, strings.TrimPrefix(rest, "sqlite:"), table)
+	default:
+		s.db, err = openPostgres(ctx, rest, table)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	if err := s.db.lock(ctx, opts.Wait); err != nil {
+		s.db.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// splitTable takes the table=T parameter out of a DSN.
+func splitTable(dsn string) (table, rest string, err error) {
+	base, query, ok := strings.Cut(dsn, "?")
+	if !ok {
+		return "", dsn, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %v", Redact(dsn), err)
+	}
+	table = q.Get("table")
+	if table != "" && !tableName.MatchString(table) {
+		return "", "", fmt.Errorf("%s: table %q: want letters, digits and _ (at most 50)", Redact(dsn), table)
+	}
+	q.Del("table")
+	if len(q) == 0 {
+		return table, base, nil
+	}
+	return table, base + "?" + q.Encode(), nil
+}
+
+// defaultTable names the table after the endpoint's last path segment.
+func defaultTable(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil {
+		segs := strings.Split(strings.Trim(u.Path, "/"), "/")
+		for i := len(segs) - 1; i >= 0; i-- {
+			t := regexp.MustCompile(`[^A-Za-z0-9_]+`).ReplaceAllString(segs[i], "_")
+			if tableName.MatchString(t) {
+				return t
+			}
+		}
+	}
+	return "records"
+}
+
+// Temporary marks errors a following engine may outlive by opening the
+// store again: a lost connection.
+type temporaryError struct{ error }
+
+func (e temporaryError) Temporary() bool { return true }
+func (e temporaryError) Unwrap() error   { return e.error }
+
+// Open implements replica.Store.
+func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*state.Checkpoint, string, error) {
+	s.fields = id.Fields
+	if s.inTx {
+		s.db.rollback()
+		s.inTx = false
+	}
+	clear(s.rows)
+	s.pending, s.resync = 0, false
+	if err := s.db.setup(ctx); err != nil {
+		return nil, "", s.wrap(err)
+	}
+	raw, gen, ok, err := s.db.meta(ctx)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	s.gen = gen
+	if s.live, s.tombs, err = s.db.counts(ctx); err != nil {
+		return nil, "", s.wrap(err)
+	}
+	s.opened = true
+	var cp *state.Checkpoint
+	if ok {
+		if cp, err = state.DecodeCheckpoint(raw, s.name+" lockstep_meta "+s.table); err != nil && !resync {
+			return nil, "", err
+		}
+	}
+	if cp != nil {
+		err := cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields)
+		var mm *state.MismatchError
+		if errors.As(err, &mm) && mm.What == "kind" || err != nil && !resync {
+			return nil, "", fmt.Errorf("%s table %s: %w", s.name, s.table, err)
+		}
+	}
+	switch {
+	case resync:
+		return nil, "", nil
+	case cp == nil && s.live+s.tombs > 0:
+		return nil, fmt.Sprintf("table %s holds records but no checkpoint", s.table), nil
+	}
+	return cp, "", nil
+}
+
+// wrap names the store in an error, and marks a lost connection
+// temporary.
+func (s *Store) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("%s table %s: %w", s.name, s.table, err)
+	if connectionLost(err) {
+		return temporaryError{err}
+	}
+	return err
+}
+
+// Table implements replica.Store.
+func (s *Store) Table() replica.Table { return s }
+
+func (s *Store) tx(ctx context.Context) error {
+	if s.inTx {
+		return nil
+	}
+	if err := s.db.begin(ctx); err != nil {
+		return s.wrap(err)
+	}
+	s.inTx = true
+	return nil
+}
+
+// Prefetch implements replica.Prefetcher: it learns what the database holds
+// for keys, in one query.
+func (s *Store) Prefetch(keys [][]byte) error {
+	ctx := context.Background()
+	var want []string
+	for _, k := range keys {
+		if _, ok := s.rows[string(k)]; !ok {
+			ks := string(k)
+			s.rows[ks] = &row{key: ks}
+			want = append(want, ks)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	if err := s.tx(ctx); err != nil {
+		return err
+	}
+	err := s.db.lookup(ctx, want, func(key string, live bool, ord []byte, digest uint64, mark int64) {
+		r := s.rows[key]
+		r.exists, r.live, r.ord, r.digest, r.mark = true, live, ord, digest, mark
+		r.inDB, r.dbLive = true, live
+	})
+	return s.wrap(err)
+}
+
+// Apply implements replica.Table, by the same rules as state.Table.Apply.
+func (s *Store) Apply(rec *follow.Record) (state.Op, error) {
+	r, ok := s.rows[string(rec.Key)]
+	if !ok {
+		if err := s.Prefetch([][]byte{rec.Key}); err != nil {
+			return state.OpNone, err
+		}
+		r = s.rows[string(rec.Key)]
+	}
+	if err := s.tx(context.Background()); err != nil {
+		return state.OpNone, err
+	}
+	op := s.decide(r, rec)
+	if r.changed || r.markChanged {
+		s.pending++
+	}
+	if s.pending >= flushAt || len(s.rows) >= 4*flushAt {
+		if err := s.flush(context.Background()); err != nil {
+			return op, err
+		}
+	}
+	return op, nil
+}
+
+func (s *Store) decide(r *row, rec *follow.Record) state.Op {
+	digest := rec.Digest()
+	if r.exists {
+		authoritative := s.resync && r.mark != s.gen
+		if s.resync && r.mark != s.gen {
+			r.mark, r.markChanged = s.gen, true
+		}
+		same := digest == r.digest && rec.Deleted == !r.live
+		if !authoritative {
+			c := follow.CompareOrder(rec.Order, r.ord)
+			if c < 0 || c == 0 && same {
+				return state.OpNone
+			}
+		} else if same {
+			return state.OpNone
+		}
+	}
+	wasLive, existed := r.live, r.exists
+	r.exists, r.live = true, !rec.Deleted
+	r.ord = append(r.ord[:0], rec.Order...)
+	r.digest, r.mark = digest, s.gen
+	r.record = append(r.record[:0], rec.Bytes...)
+	r.changed = true
+	switch {
+	case rec.Deleted && wasLive:
+		s.live--
+		s.tombs++
+		return state.OpDelete
+	case rec.Deleted:
+		if !existed {
+			s.tombs++
+		}
+		return state.OpTombstone
+	case wasLive:
+		return state.OpUpdate
+	}
+	if existed {
+		s.tombs--
+	}
+	s.live++
+	return state.OpInsert
+}
+
+// flush writes the changed rows and forgets every row it knows.
+func (s *Store) flush(ctx context.Context) error {
+	if s.pending > 0 {
+		batch := make([]*row, 0, s.pending)
+		for _, r := range s.rows {
+			if r.changed || r.markChanged {
+				batch = append(batch, r)
+			}
+		}
+		if err := s.db.write(ctx, batch); err != nil {
+			return s.wrap(err)
+		}
+	}
+	clear(s.rows)
+	s.pending = 0
+	return nil
+}
+
+// BeginResync implements replica.Table: rows seen from now on are marked
+// with a new generation.
+func (s *Store) BeginResync() error {
+	if err := s.flush(context.Background()); err != nil {
+		return err
+	}
+	s.gen++
+	s.resync = true
+	return nil
+}
+
+// EndResync implements replica.Table: the mark and sweep, in the database.
+func (s *Store) EndResync(maxDelete float64, removed func(state.Removed) error) (int, error) {
+	ctx := context.Background()
+	if !s.resync {
+		return 0, state.ErrNotResyncing
+	}
+	if err := s.tx(ctx); err != nil {
+		return 0, err
+	}
+	if err := s.flush(ctx); err != nil {
+		return 0, err
+	}
+	n, err := s.db.unmarked(ctx, s.gen)
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	if s.live >= state.MassDeleteMinimum && float64(n) > maxDelete*float64(s.live) {
+		return 0, &state.MassDeleteError{Remove: n, Of: s.live, Limit: maxDelete}
+	}
+	n, err = s.db.sweep(ctx, s.gen, func(key, ord []byte) error {
+		if removed == nil {
+			return nil
+		}
+		return removed(state.Removed{Key: key, Order: ord})
+	})
+	if err != nil {
+		return n, s.wrap(err)
+	}
+	s.live -= n
+	s.resync = false
+	return n, nil
+}
+
+// Len implements replica.Table.
+func (s *Store) Len() int { return s.live }
+
+// Tombstones implements replica.Table.
+func (s *Store) Tombstones() int { return s.tombs }
+
+// ForgetTombstones implements replica.Table.
+func (s *Store) ForgetTombstones(below follow.Order) int {
+	ctx := context.Background()
+	if s.tx(ctx) != nil || s.flush(ctx) != nil {
+		return 0
+	}
+	n, err := s.db.forget(ctx, follow.AppendSortKey(nil, []byte(below)))
+	if err != nil {
+		return 0
+	}
+	s.tombs -= n
+	return n
+}
+
+// Commit implements replica.Store: the changes and the checkpoint, in one
+// transaction.
+func (s *Store) Commit(ctx context.Context, cp *state.Checkpoint, _ bool) error {
+	if err := s.tx(ctx); err != nil {
+		return err
+	}
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	cp.Kind = state.KindSync
+	cp.Snapshot = state.SnapshotID{Records: s.live}
+	var b strings.Builder
+	if err := state.EncodeCheckpoint(&b, cp); err != nil {
+		return err
+	}
+	if err := s.db.setMeta(ctx, []byte(b.String()), s.gen); err != nil {
+		return s.wrap(err)
+	}
+	if err := s.db.commit(ctx); err != nil {
+		s.inTx = false
+		return s.wrap(err)
+	}
+	s.inTx = false
+	return nil
+}
+
+// Close implements replica.Store: what was not committed is rolled back.
+func (s *Store) Close() error {
+	if s.inTx {
+		s.db.rollback()
+	}
+	return s.db.close()
+}
+
+// Read calls fn with every live record of the table in dsn, in key order,
+// and returns its checkpoint (nil if it has none), both from one read
+// transaction: what dump prints. It takes no lock; writers go on.
+func Read(ctx context.Context, dsn string, fn func(rec []byte) error) (*state.Checkpoint, error) {
+	table, rest, err := splitTable(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var d db
+	switch {
+	case strings.HasPrefix(rest, "sqlite:"):
+		path := strings.TrimPrefix(rest, "sqlite:")
+		if table == "" {
+			if table, err = onlyTable(ctx, path); err != nil {
+				return nil, err
+			}
+		}
+		d, err = openSQLite(ctx, path, table)
+	default:
+		if table == "" {
+			return nil, fmt.Errorf("%s: which table? add ?table=NAME", Redact(dsn))
+		}
+		d, err = openPostgres(ctx, rest, table)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Redact(dsn), err)
+	}
+	defer d.close()
+	raw, err := d.each(ctx, fn)
+	if err != nil {
+		return nil, fmt.Errorf("%s table %s: %w", Redact(dsn), table, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return state.DecodeCheckpoint(raw, Redact(dsn)+" lockstep_meta "+table)
+}
+
+// sortGone sorts swept rows as a snapshot is sorted: by sort key, then key
+// text.
+func sortGone[T any](rows []T, keys func(T) (sortKey, key []byte)) {
+	slices.SortFunc(rows, func(a, b T) int {
+		sa, ka := keys(a)
+		sb, kb := keys(b)
+		if c := bytes.Compare(sa, sb); c != 0 {
+			return c
+		}
+		return bytes.Compare(ka, kb)
+	})
+}
