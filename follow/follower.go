@@ -107,9 +107,9 @@ type Event struct {
 	Record   *Record // valid only during the handler call
 	Err      error
 	Delay    time.Duration
-	URL      string // redacted request URL
-	Resynced bool   // EventCaughtUp: a full resync has just finished
-	Previous Order  // EventCaughtUp after a resync: the cursor before it
+	URL      string   // redacted request URL
+	Resynced bool     // EventCaughtUp: a full resync has just finished
+	Previous Order    // EventCaughtUp after a resync: the cursor before it
 	Batch    []Record // EventBatch; valid only during the handler call
 }
 
