@@ -73,7 +73,6 @@ func (d *sqliteDB) setup(ctx context.Context) error {
 			key TEXT PRIMARY KEY, key_sort BLOB NOT NULL,
 			ord TEXT NOT NULL, ord_sort BLOB NOT NULL,
 			record TEXT NOT NULL, digest INTEGER NOT NULL, mark INTEGER NOT NULL) WITHOUT ROWID`,
-		`CREATE INDEX IF NOT EXISTS ` + quote(d.name+"_key_sort") + ` ON ` + d.t + ` (key_sort, key)`,
 		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
 			key TEXT PRIMARY KEY, ord TEXT NOT NULL, ord_sort BLOB NOT NULL,
 			digest INTEGER NOT NULL, mark INTEGER NOT NULL) WITHOUT ROWID`,
@@ -183,9 +182,6 @@ func (d *sqliteDB) write(ctx context.Context, batch []*row) error {
 		}
 	}()
 	var (
-		upLive = `INSERT INTO ` + d.t + ` (key, key_sort, ord, ord_sort, record, digest, mark) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET key_sort = excluded.key_sort, ord = excluded.ord, ord_sort = excluded.ord_sort,
-			record = excluded.record, digest = excluded.digest, mark = excluded.mark`
 		upTomb = `INSERT INTO ` + d.tomb + ` (key, ord, ord_sort, digest, mark) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET ord = excluded.ord, ord_sort = excluded.ord_sort, digest = excluded.digest, mark = excluded.mark`
 		delLive  = `DELETE FROM ` + d.t + ` WHERE key = ?`
@@ -201,13 +197,30 @@ func (d *sqliteDB) write(ctx context.Context, batch []*row) error {
 		_, err = s.ExecContext(ctx, args...)
 		return err
 	}
-	var sortKey []byte
+	// New and changed live records, the bulk of a load, go in statements
+	// of many rows each: a statement costs more than a row.
+	var live []any
+	flushLive := func() error {
+		if len(live) == 0 {
+			return nil
+		}
+		n := len(live) / 7
+		query := `INSERT INTO ` + d.t + ` (key, key_sort, ord, ord_sort, record, digest, mark) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", n), ",") +
+			` ON CONFLICT (key) DO UPDATE SET key_sort = excluded.key_sort, ord = excluded.ord, ord_sort = excluded.ord_sort,
+			record = excluded.record, digest = excluded.digest, mark = excluded.mark`
+		err := exec(query, live...)
+		live = live[:0]
+		return err
+	}
 	for _, r := range batch {
 		var err error
 		switch {
 		case r.changed && r.live:
-			sortKey = follow.AppendSortKey(sortKey[:0], []byte(r.key))
-			err = exec(upLive, r.key, sortKey, string(r.ord), follow.AppendSortKey(nil, r.ord), string(r.record), int64(r.digest), r.mark)
+			live = append(live, r.key, follow.AppendSortKey(nil, []byte(r.key)), string(r.ord), follow.AppendSortKey(nil, r.ord), string(r.record), int64(r.digest), r.mark)
+			if len(live) >= 7*rowsPerInsert {
+				err = flushLive()
+			}
 			if err == nil && r.inDB && !r.dbLive {
 				err = exec(delTomb, r.key)
 			}
@@ -225,8 +238,11 @@ func (d *sqliteDB) write(ctx context.Context, batch []*row) error {
 			return fmt.Errorf("write key %s: %w", r.key, err)
 		}
 	}
-	return nil
+	return flushLive()
 }
+
+// rowsPerInsert: 7 parameters a row stay well under SQLite's 32,766.
+const rowsPerInsert = 256
 
 func (d *sqliteDB) unmarked(ctx context.Context, gen int64) (n int, err error) {
 	err = d.q().QueryRowContext(ctx, `SELECT count(*) FROM `+d.t+` WHERE mark <> ?`, gen).Scan(&n)
