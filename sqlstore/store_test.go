@@ -2,12 +2,17 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/follow/followtest"
 	"github.com/lockstep/lockstep/internal/pgtest"
 	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/replica/storetest"
@@ -78,4 +83,74 @@ func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Place {
 		return place(fmt.Sprintf("%s&table=t%d", pg.DSN, tables.Add(1)))
 	})
+}
+
+// A PostgreSQL restart under a following sync is survived: what was not
+// committed is replayed from the last commit, and changes after the
+// restart arrive.
+func TestPostgres_RestartSurvived(t *testing.T) {
+	pg := needPostgres(t)
+	srv := followtest.NewServer(rec(1, 1), rec(2, 2))
+	defer srv.Close()
+	dsn := fmt.Sprintf("%s&table=restart%d", pg.DSN, tables.Add(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := sqlstore.Open(ctx, dsn, srv.URL+"/", sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var retries atomic.Int32
+	e, err := replica.New(ctx, replica.Config{
+		Follow: follow.Config{URL: srv.URL + "/", Follow: true, Idle: 50 * time.Millisecond}, Store: store,
+		CommitEvery: 20 * time.Millisecond, MaxDelete: 1,
+		Notify: func(n replica.Notice) {
+			if n.Kind == replica.NoticeRetry {
+				retries.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	read := func() []string {
+		var out []string
+		sqlstore.Read(context.Background(), dsn, func(r []byte) error { out = append(out, string(r)); return nil })
+		return out
+	}
+	waitFor(t, func() bool { return len(read()) == 2 })
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Append(rec(3, 3))
+	waitFor(t, func() bool { return len(read()) == 3 })
+	srv.Append(rec(4, 4))
+	waitFor(t, func() bool { return len(read()) == 4 })
+	if retries.Load() == 0 {
+		t.Log("the restart was not noticed (no commit fell in it)")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v", err)
+	}
+	if got := read(); !slices.Equal(got, []string{rec(1, 1), rec(2, 2), rec(3, 3), rec(4, 4)}) {
+		t.Fatalf("replica %q", got)
+	}
+}
+
+func rec(id, order int) string {
+	return fmt.Sprintf(`{"id":%d,"updated_at":%d,"deleted_at":null}`, id, order)
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
