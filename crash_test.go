@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/internal/pgtest"
+	"github.com/lockstep/lockstep/sqlstore"
 	"github.com/lockstep/lockstep/state"
 )
 
@@ -26,12 +29,37 @@ import (
 // table exactly. LOCKSTEP_CRASH_KILLS sets the number of kills (make
 // crashtest: 200).
 func TestSync_CrashAnywhere(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "replica.jsonl")
+	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readFileReplica(t, i, out) }, func(t *testing.T) string {
+		return readFile(t, out)
+	})
+}
+
+// The same, with the replica in SQLite and in PostgreSQL.
+func TestSync_CrashAnywhereSQLite(t *testing.T) {
+	out := "sqlite:" + filepath.Join(t.TempDir(), "replica.db")
+	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readDBReplica(t, i, out) }, func(t *testing.T) string {
+		return lockstep(t, "dump", out).stdout
+	})
+}
+
+func TestSync_CrashAnywherePostgres(t *testing.T) {
+	out := postgresDSN(t) + "&table=crash"
+	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readDBReplica(t, i, out) }, func(t *testing.T) string {
+		return lockstep(t, "dump", out).stdout
+	})
+}
+
+// crashAnywhere is the crash test for the replica at out: read returns
+// after each kill the order of each key it holds and its cursor (false when
+// there is nothing yet), final what dump prints at the end.
+func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map[int]int, int, bool), final func(t *testing.T) string) {
 	kills := 30
 	if v, err := strconv.Atoi(os.Getenv("LOCKSTEP_CRASH_KILLS")); err == nil {
 		kills = v
 	}
 	dir := t.TempDir()
-	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "replica.jsonl")
+	src := filepath.Join(dir, "src.jsonl")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	t.Logf("seed-free run; %d kills", kills)
 
@@ -96,7 +124,9 @@ func TestSync_CrashAnywhere(t *testing.T) {
 		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		checkWhole(t, i, out, hist)
+		if have, cursor, ok := read(t, i); ok {
+			checkWhole(t, i, have, cursor, hist)
+		}
 		// Retries and resyncs are fair; anything that says the data or the
 		// files went wrong is not.
 		if m := regexp.MustCompile(`panic|bad record|damaged|written for|DATA RACE`).FindString(stderr.String()); m != "" {
@@ -120,7 +150,7 @@ func TestSync_CrashAnywhere(t *testing.T) {
 	for _, k := range keys {
 		want.WriteString(truth[k])
 	}
-	if got := readFile(t, out); got != want.String() {
+	if got := final(t); got != want.String() {
 		t.Fatalf("after %d kills the snapshot differs from the endpoint:\n%s", kills, diffLines(got, want.String()))
 	}
 	t.Logf("%d kills, %d records, snapshot equals the endpoint", kills, len(truth))
@@ -142,34 +172,61 @@ func (h *history) add(c change) {
 	h.mu.Unlock()
 }
 
-// checkWhole asserts that the files a killed sync left are each whole, and
-// that the checkpoint does not run ahead of the snapshot: every key whose
-// last change is at or before the checkpoint's cursor is in the snapshot at
-// that version (or, if deleted, absent).
-func checkWhole(t *testing.T, i int, out string, h *history) {
-	t.Helper()
+// readFileReplica reads a snapshot and its checkpoint, each of which must
+// be whole.
+func readFileReplica(t *testing.T, i int, out string) (map[int]int, int, bool) {
 	tb := state.NewTable()
 	_, err := tb.ReadSnapshot(out, follow.DecoderOptions{})
 	if os.IsNotExist(err) {
-		return
+		return nil, 0, false
 	}
 	if err != nil {
 		t.Fatalf("kill %d: snapshot damaged: %v", i, err)
 	}
 	cp, err := state.ReadCheckpoint(state.CheckpointPath(out))
 	if os.IsNotExist(err) {
-		return
+		return nil, 0, false
 	}
 	if err != nil {
 		t.Fatalf("kill %d: checkpoint damaged: %v", i, err)
 	}
-	cursor, _ := strconv.Atoi(string(cp.Cursor))
 	have := map[int]int{} // key -> order in the snapshot
-	for key, rec := range tb.All() {
-		r, _ := follow.ParseRecord(rec, follow.DecoderOptions{})
-		k, _ := strconv.Atoi(string(key))
-		have[k], _ = strconv.Atoi(string(r.Order))
+	for _, rec := range tb.All() {
+		addOrder(have, rec)
 	}
+	cursor, _ := strconv.Atoi(string(cp.Cursor))
+	return have, cursor, true
+}
+
+// readDBReplica reads a database replica and its checkpoint in one
+// transaction.
+func readDBReplica(t *testing.T, i int, dsn string) (map[int]int, int, bool) {
+	have := map[int]int{}
+	cp, err := sqlstore.Read(context.Background(), dsn, func(rec []byte) error {
+		addOrder(have, rec)
+		return nil
+	})
+	if err != nil && strings.Contains(err.Error(), "no lockstep table") {
+		return nil, 0, false
+	}
+	if err != nil {
+		t.Fatalf("kill %d: %v", i, err)
+	}
+	cursor, _ := strconv.Atoi(string(cp.Cursor))
+	return have, cursor, true
+}
+
+func addOrder(have map[int]int, rec []byte) {
+	r, _ := follow.ParseRecord(rec, follow.DecoderOptions{})
+	k, _ := strconv.Atoi(string(r.Key))
+	have[k], _ = strconv.Atoi(string(r.Order))
+}
+
+// checkWhole asserts that the checkpoint a killed sync left does not run
+// ahead of its table: every key whose last change is at or before the
+// cursor is in the table at that version (or, if deleted, absent).
+func checkWhole(t *testing.T, i int, have map[int]int, cursor int, h *history) {
+	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	atCursor := map[int]change{}
@@ -207,4 +264,30 @@ func diffLines(got, want string) string {
 		}
 	}
 	return b.String()
+}
+
+var (
+	pgOnce    sync.Once
+	pgCluster *pgtest.Cluster
+	pgErr     error
+)
+
+// postgresDSN starts a throwaway PostgreSQL for the tests of this package
+// (once), or skips loudly where there is none.
+func postgresDSN(t *testing.T) string {
+	pgOnce.Do(func() { pgCluster, pgErr = pgtest.Start() })
+	if pgErr != nil {
+		if pgtest.Required() {
+			t.Fatalf("PostgreSQL is required here (LOCKSTEP_REQUIRE_POSTGRES): %v", pgErr)
+		}
+		t.Skipf("*** SKIPPED: %v ***", pgErr)
+	}
+	return pgCluster.DSN
+}
+
+// stopPostgres stops what postgresDSN started.
+func stopPostgres() {
+	if pgCluster != nil {
+		pgCluster.Stop()
+	}
 }
