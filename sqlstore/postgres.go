@@ -80,7 +80,16 @@ func (d *pgDB) lock(ctx context.Context, wait bool) error {
 	}
 }
 
-func (d *pgDB) close() error { return d.conn.Close(context.Background()) }
+// close gives the lock back before it hangs up: the server would drop it
+// only once it notices, and the next sync could find it still taken.
+func (d *pgDB) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !d.conn.IsClosed() {
+		d.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	}
+	return d.conn.Close(ctx)
+}
 
 func (d *pgDB) setup(ctx context.Context) error {
 	if d.conn.IsClosed() {
@@ -101,7 +110,8 @@ func (d *pgDB) setup(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
 			key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
 			digest bigint NOT NULL, mark bigint NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL,
+			live bigint NOT NULL, tombstones bigint NOT NULL)`,
 		`CREATE TEMP TABLE IF NOT EXISTS lockstep_stage (key text, key_sort bytea, ord text, ord_sort bytea,
 			raw text, jsonb_ok bool, digest bigint, mark bigint, live bool, changed bool)`,
 	} {
@@ -130,19 +140,20 @@ func (d *pgDB) rollback() {
 	}
 }
 
-func (d *pgDB) meta(ctx context.Context) ([]byte, int64, bool, error) {
+func (d *pgDB) meta(ctx context.Context) (m metaRow, ok bool, err error) {
 	var cp string
-	var gen int64
-	err := d.q().QueryRow(ctx, `SELECT checkpoint, gen FROM lockstep_meta WHERE tbl = $1`, d.name).Scan(&cp, &gen)
+	err = d.q().QueryRow(ctx, `SELECT checkpoint, gen, live, tombstones FROM lockstep_meta WHERE tbl = $1`, d.name).Scan(&cp, &m.gen, &m.live, &m.tombs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, false, nil
+		return m, false, nil
 	}
-	return []byte(cp), gen, err == nil, err
+	m.cp = []byte(cp)
+	return m, err == nil, err
 }
 
-func (d *pgDB) setMeta(ctx context.Context, cp []byte, gen int64) error {
-	_, err := d.q().Exec(ctx, `INSERT INTO lockstep_meta (tbl, checkpoint, gen) VALUES ($1, $2, $3)
-		ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint, gen = excluded.gen`, d.name, string(cp), gen)
+func (d *pgDB) setMeta(ctx context.Context, m metaRow) error {
+	_, err := d.q().Exec(ctx, `INSERT INTO lockstep_meta (tbl, checkpoint, gen, live, tombstones) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint, gen = excluded.gen, live = excluded.live, tombstones = excluded.tombstones`,
+		d.name, string(m.cp), m.gen, m.live, m.tombs)
 	return err
 }
 

@@ -76,7 +76,8 @@ func (d *sqliteDB) setup(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
 			key TEXT PRIMARY KEY, ord TEXT NOT NULL, ord_sort BLOB NOT NULL,
 			digest INTEGER NOT NULL, mark INTEGER NOT NULL) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl TEXT PRIMARY KEY, checkpoint TEXT NOT NULL, gen INTEGER NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl TEXT PRIMARY KEY, checkpoint TEXT NOT NULL, gen INTEGER NOT NULL,
+			live INTEGER NOT NULL, tombstones INTEGER NOT NULL)`,
 	} {
 		if _, err := d.db.ExecContext(ctx, q); err != nil {
 			return err
@@ -116,19 +117,18 @@ func (d *sqliteDB) q() interface {
 	return d.db
 }
 
-func (d *sqliteDB) meta(ctx context.Context) ([]byte, int64, bool, error) {
-	var cp []byte
-	var gen int64
-	err := d.q().QueryRowContext(ctx, `SELECT checkpoint, gen FROM lockstep_meta WHERE tbl = ?`, d.name).Scan(&cp, &gen)
+func (d *sqliteDB) meta(ctx context.Context) (m metaRow, ok bool, err error) {
+	err = d.q().QueryRowContext(ctx, `SELECT checkpoint, gen, live, tombstones FROM lockstep_meta WHERE tbl = ?`, d.name).Scan(&m.cp, &m.gen, &m.live, &m.tombs)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, false, nil
+		return m, false, nil
 	}
-	return cp, gen, err == nil, err
+	return m, err == nil, err
 }
 
-func (d *sqliteDB) setMeta(ctx context.Context, cp []byte, gen int64) error {
-	_, err := d.q().ExecContext(ctx, `INSERT INTO lockstep_meta (tbl, checkpoint, gen) VALUES (?, ?, ?)
-		ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint, gen = excluded.gen`, d.name, string(cp), gen)
+func (d *sqliteDB) setMeta(ctx context.Context, m metaRow) error {
+	_, err := d.q().ExecContext(ctx, `INSERT INTO lockstep_meta (tbl, checkpoint, gen, live, tombstones) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint, gen = excluded.gen, live = excluded.live, tombstones = excluded.tombstones`,
+		d.name, string(m.cp), m.gen, m.live, m.tombs)
 	return err
 }
 

@@ -11,7 +11,8 @@
 //	               record's exact bytes: JSON text in SQLite; in PostgreSQL
 //	               record is jsonb and raw holds the exact bytes), digest, mark
 //	T_tombstones   the deleted keys remembered: key, ord, ord_sort, digest, mark
-//	lockstep_meta  tbl, checkpoint (the checkpoint file's JSON), gen
+//	lockstep_meta  tbl, checkpoint (the checkpoint file's JSON), gen, and
+//	               the counts of live and tombstone rows
 //
 // key_sort and ord_sort are follow.AppendSortKey's bytes: ORDER BY
 // key_sort, key lists records as a snapshot file does. mark is the resync
@@ -76,9 +77,10 @@ type db interface {
 	begin(ctx context.Context) error
 	commit(ctx context.Context) error
 	rollback()
-	// meta reads the checkpoint and resync generation; ok is false if none.
-	meta(ctx context.Context) (cp []byte, gen int64, ok bool, err error)
-	setMeta(ctx context.Context, cp []byte, gen int64) error
+	// meta reads the table's row of lockstep_meta; ok is false if none.
+	meta(ctx context.Context) (m metaRow, ok bool, err error)
+	setMeta(ctx context.Context, m metaRow) error
+	// counts counts the rows, for a table that has no row in lockstep_meta.
 	counts(ctx context.Context) (live, tombs int, err error)
 	// lookup fills in what the database holds for keys, calling fn for each
 	// key it holds.
@@ -94,6 +96,15 @@ type db interface {
 	each(ctx context.Context, fn func(rec []byte) error) (cp []byte, err error)
 	lock(ctx context.Context, wait bool) error
 	close() error
+}
+
+// metaRow is a table's row of lockstep_meta: its checkpoint, and what a run
+// needs without reading the table (which could take as long as the table
+// is large).
+type metaRow struct {
+	cp          []byte
+	gen         int64
+	live, tombs int
 }
 
 // A Store keeps a replica in a database table. It is a replica.Store and
@@ -204,18 +215,20 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 	if err := s.db.setup(ctx); err != nil {
 		return nil, "", s.wrap(err)
 	}
-	raw, gen, ok, err := s.db.meta(ctx)
+	m, ok, err := s.db.meta(ctx)
 	if err != nil {
 		return nil, "", s.wrap(err)
 	}
-	s.gen = gen
-	if s.live, s.tombs, err = s.db.counts(ctx); err != nil {
-		return nil, "", s.wrap(err)
+	s.gen, s.live, s.tombs = m.gen, m.live, m.tombs
+	if !ok {
+		if s.live, s.tombs, err = s.db.counts(ctx); err != nil {
+			return nil, "", s.wrap(err)
+		}
 	}
 	s.opened = true
 	var cp *state.Checkpoint
 	if ok {
-		if cp, err = state.DecodeCheckpoint(raw, s.name+" lockstep_meta "+s.table); err != nil && !resync {
+		if cp, err = state.DecodeCheckpoint(m.cp, s.name+" lockstep_meta "+s.table); err != nil && !resync {
 			return nil, "", err
 		}
 	}
@@ -452,7 +465,7 @@ func (s *Store) Commit(ctx context.Context, cp *state.Checkpoint, _ bool) error 
 	if err := state.EncodeCheckpoint(&b, cp); err != nil {
 		return err
 	}
-	if err := s.db.setMeta(ctx, []byte(b.String()), s.gen); err != nil {
+	if err := s.db.setMeta(ctx, metaRow{cp: []byte(b.String()), gen: s.gen, live: s.live, tombs: s.tombs}); err != nil {
 		return s.wrap(err)
 	}
 	if err := s.db.commit(ctx); err != nil {
