@@ -275,14 +275,24 @@ var (
 // postgresDSN starts a throwaway PostgreSQL for the tests of this package
 // (once), or skips loudly where there is none.
 func postgresDSN(t *testing.T) string {
+	dsn, err := maybePostgres(t)
+	if err != nil {
+		t.Skipf("*** SKIPPED: %v ***", err)
+	}
+	return dsn
+}
+
+// maybePostgres is postgresDSN for a test that has other parts to run.
+func maybePostgres(t *testing.T) (string, error) {
 	pgOnce.Do(func() { pgCluster, pgErr = pgtest.Start() })
 	if pgErr != nil {
 		if pgtest.Required() {
 			t.Fatalf("PostgreSQL is required here (LOCKSTEP_REQUIRE_POSTGRES): %v", pgErr)
 		}
-		t.Skipf("*** SKIPPED: %v ***", pgErr)
+		t.Logf("*** SKIPPING the PostgreSQL part: %v ***", pgErr)
+		return "", pgErr
 	}
-	return pgCluster.DSN
+	return pgCluster.DSN, nil
 }
 
 // stopPostgres stops what postgresDSN started.
