@@ -106,7 +106,6 @@ func (d *pgDB) setup(ctx context.Context) error {
 			key text PRIMARY KEY, key_sort bytea NOT NULL,
 			ord text NOT NULL, ord_sort bytea NOT NULL,
 			raw text NOT NULL, record jsonb, digest bigint NOT NULL, mark bigint NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ` + quote(d.name+"_key_sort") + ` ON ` + d.t + ` (key_sort, key)`,
 		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
 			key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
 			digest bigint NOT NULL, mark bigint NOT NULL)`,
@@ -183,8 +182,23 @@ func (d *pgDB) lookup(ctx context.Context, keys []string, fn func(string, bool, 
 	return rows.Err()
 }
 
-// write stages the rows with COPY, then merges them in one round trip.
+// write stages the rows with COPY, then merges them in one round trip; rows
+// that are all new live records (loading a table) are copied straight in.
 func (d *pgDB) write(ctx context.Context, batch []*row) error {
+	if allNew(batch) {
+		data := make([][]any, len(batch))
+		for i, r := range batch {
+			var record any
+			if jsonbSafe(r.record) {
+				record = string(r.record)
+			}
+			data[i] = []any{r.key, follow.AppendSortKey(nil, []byte(r.key)), string(r.ord), follow.AppendSortKey(nil, r.ord),
+				string(r.record), record, int64(r.digest), r.mark}
+		}
+		_, err := d.q().CopyFrom(ctx, pgx.Identifier{d.name},
+			[]string{"key", "key_sort", "ord", "ord_sort", "raw", "record", "digest", "mark"}, pgx.CopyFromRows(data))
+		return err
+	}
 	data := make([][]any, len(batch))
 	for i, r := range batch {
 		var raw any
@@ -216,6 +230,17 @@ func (d *pgDB) write(ctx context.Context, batch []*row) error {
 	b.Queue(`UPDATE ` + d.tomb + ` t SET mark = s.mark FROM lockstep_stage s WHERE t.key = s.key AND NOT s.changed AND NOT s.live`)
 	b.Queue(`TRUNCATE lockstep_stage`)
 	return q.SendBatch(ctx, b).Close()
+}
+
+// allNew reports whether every row is a live record for a key the table
+// does not hold.
+func allNew(batch []*row) bool {
+	for _, r := range batch {
+		if !r.changed || !r.live || r.inDB {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonbSafe reports whether PostgreSQL's jsonb takes a valid JSON record:

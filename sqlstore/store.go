@@ -122,6 +122,11 @@ type Store struct {
 	tombs   int
 	rows    map[string]*row
 	pending int // rows with changes to write
+
+	// fresh: the table was empty when opened, so only keys in written can
+	// be in it.
+	fresh   bool
+	written written
 }
 
 // flushAt is how many rows a Store keeps in memory before it writes them
@@ -226,6 +231,8 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 		}
 	}
 	s.opened = true
+	s.fresh = s.live+s.tombs == 0
+	s.written = written{}
 	var cp *state.Checkpoint
 	if ok {
 		if cp, err = state.DecodeCheckpoint(m.cp, s.name+" lockstep_meta "+s.table); err != nil && !resync {
@@ -284,7 +291,9 @@ func (s *Store) Prefetch(keys [][]byte) error {
 		if _, ok := s.rows[string(k)]; !ok {
 			ks := string(k)
 			s.rows[ks] = &row{key: ks}
-			want = append(want, ks)
+			if !s.fresh || s.written.mayHave(ks) {
+				want = append(want, ks)
+			}
 		}
 	}
 	if len(want) == 0 {
@@ -313,9 +322,13 @@ func (s *Store) Apply(rec *follow.Record) (state.Op, error) {
 	if err := s.tx(context.Background()); err != nil {
 		return state.OpNone, err
 	}
+	wasPending := r.changed || r.markChanged
 	op := s.decide(r, rec)
-	if r.changed || r.markChanged {
+	if !wasPending && (r.changed || r.markChanged) {
 		s.pending++
+		if s.fresh {
+			s.written.add(r.key)
+		}
 	}
 	if s.pending >= flushAt || len(s.rows) >= 4*flushAt {
 		if err := s.flush(context.Background()); err != nil {
