@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/lockstep/lockstep/follow"
@@ -26,7 +27,9 @@ type sqliteDB struct {
 	lockF *state.Lock
 }
 
-func openSQLite(_ context.Context, path, table string) (*sqliteDB, error) {
+// openSQLite opens the database at path: to write (creating it), or, for
+// readers, read-only, never creating it and never waiting for the writer.
+func openSQLite(_ context.Context, path, table string, write bool) (*sqliteDB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: wants a file, as in sqlite:servers.db")
 	}
@@ -35,9 +38,16 @@ func openSQLite(_ context.Context, path, table string) (*sqliteDB, error) {
 		return nil, err
 	}
 	// FULL: a commit is on disk when it returns, as a snapshot is once
-	// renamed.
+	// renamed. IMMEDIATE: the writer's transactions take the write lock at
+	// once, so none fails half way for want of it.
 	dsn := "file:" + (&url.URL{Path: resolved}).EscapedPath() +
 		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	if !write {
+		if _, err := os.Stat(resolved); err != nil {
+			return nil, err
+		}
+		dsn = "file:" + (&url.URL{Path: resolved}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(10000)"
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -316,6 +326,9 @@ func (d *sqliteDB) each(ctx context.Context, fn func([]byte) error) ([]byte, err
 
 // onlyTable is the one lockstep table in the SQLite database at path.
 func onlyTable(ctx context.Context, path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", err
+	}
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
 	if err != nil {
 		return "", err

@@ -152,7 +152,7 @@ func Open(ctx context.Context, dsn string, endpoint string, opts Options) (*Stor
 	s := &Store{name: Redact(dsn), table: table, rows: map[string]*row{}}
 	switch {
 	case strings.HasPrefix(rest, "sqlite:"):
-		s.db, err = openSQLite(ctx, strings.TrimPrefix(rest, "sqlite:"), table)
+		s.db, err = openSQLite(ctx, strings.TrimPrefix(rest, "sqlite:"), table, true)
 	default:
 		s.db, err = openPostgres(ctx, rest, table)
 	}
@@ -514,7 +514,7 @@ func Read(ctx context.Context, dsn string, fn func(rec []byte) error) (*state.Ch
 				return nil, err
 			}
 		}
-		d, err = openSQLite(ctx, path, table)
+		d, err = openSQLite(ctx, path, table, false)
 	default:
 		if table == "" {
 			return nil, fmt.Errorf("%s: which table? add ?table=NAME", Redact(dsn))
