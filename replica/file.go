@@ -57,7 +57,11 @@ func OpenFile(ctx context.Context, path string, opts FileOptions) (*File, error)
 		return nil, err
 	}
 	if len(removed) > 0 && opts.Notify != nil {
-		opts.Notify(fmt.Errorf("removed %d temp files an interrupted run left", len(removed)))
+		what := "temp files"
+		if len(removed) == 1 {
+			what = "temp file"
+		}
+		opts.Notify(fmt.Errorf("removed %d %s an interrupted run left", len(removed), what))
 	}
 	return &File{path: path, opts: opts, lock: lock, table: state.NewTable()}, nil
 }
