@@ -32,9 +32,9 @@ func oneOf(name string, values ...string) func(*cli.Context, string) error {
 			}
 		}
 		if src := flagSource(c, name); src != "--"+name {
-			return usagef("%s: --%s must be one of %s", src, name, strings.Join(values, ", "))
+			return flagError(c, "%s: --%s must be one of %s", src, name, strings.Join(values, ", "))
 		}
-		return usagef("--%s %q: must be one of %s", name, v, strings.Join(values, ", "))
+		return flagError(c, "--%s %q: must be one of %s", name, v, strings.Join(values, ", "))
 	}
 }
 
@@ -42,10 +42,17 @@ func oneOf(name string, values ...string) func(*cli.Context, string) error {
 func nonNegative(name string) func(*cli.Context, time.Duration) error {
 	return func(c *cli.Context, d time.Duration) error {
 		if d < 0 {
-			return usagef("%s: must not be negative", valueSource(c, name, d.String()))
+			return flagError(c, "%s: must not be negative", valueSource(c, name, d.String()))
 		}
 		return nil
 	}
+}
+
+// flagError is a usage error in a flag's value, said as every usage
+// error is: the command, what is wrong, where to read more.
+func flagError(c *cli.Context, format string, args ...any) error {
+	name := c.Command.Name
+	return usagef("%s: %s (see lockstep %s --help)", name, fmt.Sprintf(format, args...), name)
 }
 
 // valueSource shows a flag's value as the user gave it: "--idle -1s" or

@@ -107,18 +107,25 @@ func unknownCommand(app *cli.App, name string) error {
 	return usagef("%s (see lockstep --help)", msg)
 }
 
-// closest is the name most like typed, if any is close enough to be what
-// was meant. The measure is the one urfave/cli's own suggestions use
-// (Jaro-Winkler); unlike those, a name far from everything gets none.
+// closest is the name most like typed, if one is close enough to be what
+// was meant: at most two edits away (and fewer than typed has letters), or
+// else the one name that typed begins.
 func closest(typed string, names []string) string {
-	best, score := "", 0.8
+	best, bestDist := "", 3
+	var prefixed []string
 	for _, n := range names {
 		if len(n) == 1 && len(typed) > 1 {
 			continue // -o is no suggestion for --ot: --out is
 		}
-		if s := smetrics.JaroWinkler(typed, n, 0.7, 4); s > score {
-			best, score = n, s
+		if d := smetrics.WagnerFischer(typed, n, 1, 1, 1); d < bestDist && d < len(typed) {
+			best, bestDist = n, d
 		}
+		if len(typed) >= 2 && strings.HasPrefix(n, typed) {
+			prefixed = append(prefixed, n)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		best = prefixed[0]
 	}
 	return best
 }
