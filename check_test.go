@@ -113,8 +113,9 @@ func TestCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			url := tt.server(t)
 			var out, errOut bytes.Buffer
-			err := newApp(&out, &errOut).RunContext(context.Background(), append(append([]string{"lockstep", "check"}, checkFlags...), url))
-			if code := exitCode(err, &errOut); code != tt.code {
+			app := newApp(&out, &errOut)
+			err := app.RunContext(context.Background(), append(append([]string{"lockstep", "check"}, checkFlags...), url))
+			if code := exitCode(err, commandLogger(app)); code != tt.code {
 				t.Errorf("exit %d, want %d; stderr: %s\n%s", code, tt.code, errOut.String(), out.String())
 			}
 			got := maskCheck(out.String(), strings.TrimSuffix(url, "/servers/"))
@@ -146,8 +147,9 @@ func TestCheck_JSONAndUsage(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(serverRB))
 	defer srv.Close()
 	var out, errOut bytes.Buffer
-	err := newApp(&out, &errOut).RunContext(context.Background(), append([]string{"lockstep", "check", "--format", "json"}, append(checkFlags, srv.URL+"/servers/")...))
-	if code := exitCode(err, &errOut); code != exitFailure {
+	app := newApp(&out, &errOut)
+	err := app.RunContext(context.Background(), append([]string{"lockstep", "check", "--format", "json"}, append(checkFlags, srv.URL+"/servers/")...))
+	if code := exitCode(err, commandLogger(app)); code != exitFailure {
 		t.Errorf("exit %d, want 1", code)
 	}
 	var report struct {
@@ -168,7 +170,7 @@ func TestCheck_JSONAndUsage(t *testing.T) {
 	}
 	for _, args := range [][]string{{"check"}, {"check", "--format", "xml", srv.URL}, {"check", "--max-bytes", "lots", srv.URL}} {
 		err := newApp(&out, &errOut).RunContext(context.Background(), append([]string{"lockstep"}, args...))
-		if code := exitCode(err, &errOut); code != exitUsage {
+		if code := exitCode(err, plainLogger(&errOut)); code != exitUsage {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
@@ -186,7 +188,7 @@ func TestCheck_NoSecretsInOutput(t *testing.T) {
 			var out, errOut bytes.Buffer
 			args := append([]string{"lockstep", "check", "--format", format, "--since-param", "since", "--user", "bob:pw-in-flag", "-H", "X-Api-Key: key-in-header"}, checkFlags...)
 			err := newApp(&out, &errOut).RunContext(context.Background(), append(args, u))
-			exitCode(err, &errOut)
+			exitCode(err, plainLogger(&errOut))
 			all := out.String() + errOut.String()
 			for _, secret := range []string{"pw-in-url", "tok-in-query", "pw-in-flag", "key-in-header"} {
 				if strings.Contains(all, secret) {

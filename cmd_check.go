@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,12 +30,12 @@ Examples:
    lockstep check http://127.0.0.1:4567/servers/
    lockstep check --format json --since-param since 'https://h/servers?region=eu' | jq '.results[] | select(.status == "FAIL")'`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe) or json (for CI)", EnvVars: env("format"), Category: "Output",
-			Action: oneOf("format", "text", "json")},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: env("format"), Category: "Output",
+			Action: oneOf("format", "text", "json", "table", "auto")},
 		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout")},
 		&cli.StringFlag{Name: "max-bytes", Value: "8MiB", Usage: "read at most this much of each response", EnvVars: env("max-bytes")},
 		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence")},
-	}, fieldFlags...), connFlags...),
+	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),
 	Action: runCheck,
 }
 
@@ -43,7 +44,7 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := followConfig(c, rawURL, c.App.ErrWriter)
+	cfg, err := followConfig(c, rawURL)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
 	"os"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fatih/color"
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/sqlstore"
@@ -30,21 +28,27 @@ var dumpCommand = &cli.Command{
 	ArgsUsage: "FILE|sqlite:PATH|postgres://…|URL",
 	Description: `Prints the table held in a sync snapshot FILE, or, given a URL, follows the
 endpoint in memory from cursor 0 until caught up and prints the table it
-holds. JSON lines when piped (so | jq works); an aligned table on a terminal.
+holds. JSON lines when piped (so | jq works); an aligned table on a terminal;
+csv or tsv with a header line for spreadsheets. --fields picks the columns
+(or, for json, the fields of each object) and their order.
 
 Examples:
    lockstep dump servers.jsonl | jq -r .ip
+   lockstep dump --fields id,ip,port servers.jsonl
+   lockstep dump --format csv --fields id,name,ip servers.jsonl > servers.csv
    lockstep dump --max-age 5m servers.jsonl > /dev/null || alert "replica is stale"
    lockstep dump --sort order http://h/servers/`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table, or auto (table on a terminal)", EnvVars: env("format"), Category: "Output",
-			Action: oneOf("format", "auto", "json", "table")},
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: env("format"), Category: "Output",
+			Action: oneOf("format", "auto", "json", "table", "text", "csv", "tsv")},
+		&cli.StringFlag{Name: "fields", Usage: "only these `NAMES` (comma-separated, such as id,ip,port), in this order", EnvVars: env("fields"), Category: "Output"},
 		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
 			Action: oneOf("sort", "key", "order")},
-		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long", EnvVars: env("max-age")},
+		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long (a duration such as 5m)", EnvVars: env("max-age"),
+			Action: nonNegative("max-age")},
 		colorFlag,
 		onBadRecordFlag("fail"),
-	}, fieldFlags...), connFlags...),
+	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),
 	Action: runDump,
 }
 
@@ -54,23 +58,29 @@ func runDump(c *cli.Context) error {
 	}
 	arg := c.Args().First()
 	stdout := c.App.Writer
+	only, err := parseFields(c.String("fields"))
+	if err != nil {
+		return err
+	}
 	var (
 		table  *state.Table
 		name   string
-		err    error
 		fields = follow.DecoderOptions{Key: c.String("key"), OrderBy: c.String("order-by"), Deleted: c.String("deleted-field")}
 	)
 	format := c.String("format")
-	asTable := format == "table" || format == "auto" && isTerminal(stdout)
+	if format == "auto" && isTerminal(stdout) || format == "text" {
+		format = "table"
+	}
 	switch {
 	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
 		if c.IsSet("max-age") {
 			return usagef("dump: --max-age needs a snapshot FILE or a database, not a URL")
 		}
-		table, name, err = dumpURL(c, arg)
+		name = "dump " + follow.Redact(arg, c.StringSlice("redact")...)
+		table, err = dumpURL(c, arg)
 	case sqlstore.IsDSN(arg):
 		name = "dump " + sqlstore.Redact(arg)
-		if !asTable && c.String("sort") == "key" {
+		if format != "table" && format != "csv" && format != "tsv" && only == nil && c.String("sort") == "key" {
 			// The database sorts: stream, whatever the table's size.
 			bw := bufio.NewWriterSize(stdout, 256<<10)
 			err = dumpDB(c, arg, func(rec []byte) error {
@@ -109,10 +119,15 @@ func runDump(c *cli.Context) error {
 			return follow.CompareOrder(ra.Order, rb.Order)
 		})
 	}
-	if asTable {
+	switch {
+	case format == "table":
 		applyColor(c, stdout)
-		err = writeTable(stdout, recs, fields, terminalWidth(stdout))
-	} else {
+		err = newGrid(recs, fields, only).writeTable(stdout, terminalWidth(stdout))
+	case format == "csv" || format == "tsv":
+		err = newGrid(recs, fields, only).writeSeparated(stdout, format == "tsv")
+	case only != nil:
+		err = newGrid(recs, fields, only).writeJSON(stdout)
+	default:
 		bw := bufio.NewWriterSize(stdout, 256<<10)
 		for _, rec := range recs {
 			bw.Write(rec)
@@ -187,83 +202,32 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 	return t, nil
 }
 
-func dumpURL(c *cli.Context, rawURL string) (*state.Table, string, error) {
-	fcfg, err := followConfig(c, rawURL, c.App.ErrWriter)
+func dumpURL(c *cli.Context, rawURL string) (*state.Table, error) {
+	fcfg, err := followConfig(c, rawURL)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	table := state.NewTable()
-	p := &progress{w: c.App.ErrWriter}
-	e, err := replica.New(c.Context, replica.Config{
+	p := &progress{log: logOf(c), name: "dump", bytes: &watched(fcfg).bytes, retryFor: c.Duration("retry-for").String()}
+	cfg := replica.Config{
 		Follow: fcfg, Table: replica.Memory(table),
 		MaxDelete: 1, BadRecords: badRecords(c), Notify: p.notice,
-	})
+	}
+	// A progress line only where it cannot mix with the table printed.
+	if !isTerminal(c.App.Writer) {
+		cfg.Progress = p.update
+	}
+	e, err := replica.New(c.Context, cfg)
 	if err != nil {
-		return nil, "", usageError{fmt.Errorf("dump: %w", err)}
+		return nil, usageError{err}
 	}
-	name := "dump " + e.Endpoint()
-	if err := e.Run(c.Context); err != nil {
-		return nil, name, runAdvice(c, err)
+	p.engine = e
+	err = e.Run(c.Context)
+	logOf(c).clearProgress()
+	if err != nil {
+		return nil, runAdvice(c, err)
 	}
-	return table, name, nil
-}
-
-// writeTable prints records as aligned columns: the key and the order value
-// first, then every other field in the order first seen; values compact,
-// strings unquoted, cells cut to fit width (0: no limit).
-func writeTable(w io.Writer, recs [][]byte, fields follow.DecoderOptions, width int) error {
-	cols := []string{fields.Key, fields.OrderBy}
-	seen := map[string]bool{fields.Key: true, fields.OrderBy: true, fields.Deleted: true}
-	rows := make([]map[string]string, 0, len(recs))
-	for _, rec := range recs {
-		row := map[string]string{}
-		for _, f := range fieldsOf(rec) {
-			row[f.name] = cellText(f.value)
-			if !seen[f.name] {
-				seen[f.name] = true
-				cols = append(cols, f.name)
-			}
-		}
-		rows = append(rows, row)
-	}
-	widths := make([]int, len(cols))
-	for i, col := range cols {
-		widths[i] = utf8.RuneCountInString(col)
-		for _, row := range rows {
-			widths[i] = max(widths[i], utf8.RuneCountInString(row[col]))
-		}
-	}
-	fitWidths(widths, width)
-	bw := bufio.NewWriter(w)
-	head, key := color.New(color.Bold, color.Underline), color.New(color.FgCyan)
-	line := func(cells []string, style func(i int) *color.Color) {
-		for i, cell := range cells {
-			cell = fit(cell, widths[i])
-			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
-			if s := style(i); s != nil {
-				cell = s.Sprint(cell)
-			}
-			if i < len(cells)-1 {
-				cell += pad + "  "
-			}
-			bw.WriteString(cell)
-		}
-		bw.WriteByte('\n')
-	}
-	line(cols, func(int) *color.Color { return head })
-	for _, row := range rows {
-		cells := make([]string, len(cols))
-		for i, col := range cols {
-			cells[i] = row[col]
-		}
-		line(cells, func(i int) *color.Color {
-			if i == 0 {
-				return key
-			}
-			return nil
-		})
-	}
-	return bw.Flush()
+	return table, nil
 }
 
 func cellText(v json.RawMessage) string {

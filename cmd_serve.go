@@ -34,6 +34,7 @@ Examples:
 		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
 		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
 		fieldFlags[0], fieldFlags[1], fieldFlags[2],
+		logFlags[2],
 	},
 	Action: runServe,
 }
@@ -72,12 +73,13 @@ func runServe(c *cli.Context) error {
 	watchErr := make(chan error, 1)
 	go func() {
 		watchErr <- endpoint.WatchFile(ctx, path, off, srv, func(err error) {
-			fmt.Fprintf(c.App.ErrWriter, "lockstep: serve: skipped %v\n", err)
+			logOf(c).warn(fmt.Sprintf("serve: skipped %v", err), "err", err.Error())
 		})
 		cancel()
 	}()
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(c.App.ErrWriter, "lockstep: serving %s (%d records) on http://%s/\n", path, srv.Len(), ln.Addr())
+	logOf(c).changed(fmt.Sprintf("serving %s (%s %s) on http://%s/", path, thousands(srv.Len()), plural(srv.Len(), "record", "records"), ln.Addr()),
+		"file", path, "records", srv.Len(), "addr", ln.Addr().String())
 	go func() {
 		<-ctx.Done()
 		srv.Close()

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +29,20 @@ If FILE is a symbolic link it is resolved once: the file it points to is
 written and locked, and the link stays. New files are 0666 less the umask
 (--private: 0600); existing files keep their mode.
 
+--on-change CMD runs after each write that changed the replica (sh -c,
+never two at once, its output on stderr), with LOCKSTEP_INSERTS,
+LOCKSTEP_UPDATES, LOCKSTEP_DELETES (since the last run), LOCKSTEP_RECORDS,
+LOCKSTEP_CURSOR, LOCKSTEP_SNAPSHOT (FILE) and LOCKSTEP_ENDPOINT (redacted)
+in its environment. Its failure is reported; the sync goes on.
+
+--metrics ADDR (with --follow) serves Prometheus metrics at /metrics and
+/healthz: 200 while the replica caught up within --health-max-age, else 503.
+
 Examples:
    lockstep sync http://h/servers/ --out servers.jsonl
-   * * * * * lockstep sync http://h/servers/ --out /var/lib/servers.jsonl   # crontab
-   lockstep sync --follow http://h/servers/ --out servers.jsonl
+   * * * * * lockstep sync -q http://h/servers/ --out /var/lib/servers.jsonl 2>>/var/log/lockstep.log   # crontab
+   lockstep sync --follow --on-change 'systemctl reload haproxy' http://h/servers/ --out servers.jsonl
+   lockstep sync --follow --metrics :9100 --log-format json http://h/servers/ --out servers.jsonl
    lockstep sync http://h/servers/ --out sqlite:servers.db                 # a table "servers" in SQLite
    lockstep sync --follow http://h/servers/ --out 'postgres://app@db/ops?table=servers'
 
@@ -49,7 +59,7 @@ committed in the same transaction as the changes: see the README's schema.`,
 		&cli.BoolFlag{Name: "wait", Usage: "wait for another sync's lock instead of failing", EnvVars: env("wait")},
 		&cli.BoolFlag{Name: "private", Usage: "make the files 0600, existing ones too (default: new files 0666 less the umask)", EnvVars: env("private")},
 		onBadRecordFlag("fail"),
-	}, fieldFlags...), connFlags...),
+	}, slices.Concat(onChangeFlags, metricsFlags, logFlags, fieldFlags)...), connFlags...),
 	Action: runSync,
 }
 
@@ -62,7 +72,7 @@ func runSync(c *cli.Context) error {
 	if out == "" {
 		return usagef("sync: --out FILE is required")
 	}
-	stderr := c.App.ErrWriter
+	log := logOf(c)
 	db := sqlstore.IsDSN(out)
 	if !db {
 		if out, err = state.ResolveFile(out); err != nil {
@@ -78,25 +88,34 @@ func runSync(c *cli.Context) error {
 	if err != nil {
 		return usagef("--max-delete: %v", err)
 	}
-	fcfg, err := followConfig(c, rawURL, stderr)
+	fcfg, err := followConfig(c, rawURL)
 	if err != nil {
 		return err
 	}
 	fcfg.Follow = c.Bool("follow")
-	if _, err := follow.New(fcfg); err != nil {
+	probe, err := follow.New(fcfg)
+	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", name, err)}
+	}
+	if c.IsSet("metrics") && !fcfg.Follow {
+		return usagef("sync: --metrics needs --follow (a sync that finishes is not there to be scraped)")
 	}
 	perm := state.ModeShared
 	if c.Bool("private") {
 		perm = state.ModePrivate
 	}
-	p := &progress{w: stderr, on: isTerminal(stderr), name: display}
+	p := &progress{log: log, name: display, follow: fcfg.Follow, bytes: &watched(fcfg).bytes}
+	if !fcfg.Follow {
+		p.retryFor = c.Duration("retry-for").String()
+	}
 	var store replica.Store
 	if db {
 		store, err = sqlstore.Open(c.Context, out, fcfg.URL, sqlstore.Options{Wait: c.Bool("wait")})
 	} else {
-		store, err = replica.OpenFile(c.Context, out, replica.FileOptions{Perm: perm, Wait: c.Bool("wait"),
-			Notify: func(err error) { p.clear(); fmt.Fprintf(stderr, "lockstep: %s: %v\n", name, err) }})
+		store, err = waitFor(log, out, c.Bool("wait"), func(wait bool) (*replica.File, error) {
+			return replica.OpenFile(c.Context, out, replica.FileOptions{Perm: perm, Wait: wait,
+				Notify: func(err error) { log.warn(fmt.Sprintf("%s: %v", name, err)) }})
+		})
 	}
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
@@ -113,13 +132,21 @@ func runSync(c *cli.Context) error {
 	if fcfg.Follow {
 		cfg.CommitEvery = c.Duration("flush-interval")
 	}
+	m, err := startMetrics(c.Context, c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	m.attach(&cfg)
+	hook := newHook(c, display, probe.Endpoint())
+	hook.attach(&cfg)
 	e, err := replica.New(c.Context, cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, storeAdvice(err, "--resync to start over"))
 	}
 	p.engine = e
 	err = e.Run(c.Context)
-	p.clear()
+	hook.wait()
+	log.clearProgress()
 	if errors.Is(err, context.Canceled) && c.Context.Err() != nil {
 		if !fcfg.Follow {
 			// Without --follow the files are written only once caught up.
@@ -132,13 +159,21 @@ func runSync(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", name, runAdvice(c, err))
 	}
 	st := e.Stats()
-	fmt.Fprintf(stderr, "%s: %s %s, cursor %s, +%d ~%d -%d\n", display, thousands(e.Len()), plural(e.Len(), "record"), cursorText(e.Cursor()), st.Inserts, st.Updates, st.Deletes)
+	summary := fmt.Sprintf("%s: %s %s, cursor %s, +%s ~%s -%s", display, thousands(e.Len()), plural(e.Len(), "record", "records"), cursorText(e.Cursor()),
+		thousands(st.Inserts), thousands(st.Updates), thousands(st.Deletes))
+	attrs := []any{"out", display, "records", e.Len(), "cursor", cursorText(e.Cursor()), "inserts", st.Inserts, "updates", st.Updates, "deletes", st.Deletes}
+	if st.Inserts+st.Updates+st.Deletes > 0 {
+		log.changed(summary, attrs...)
+	} else {
+		log.info(summary, attrs...)
+	}
 	if st.Skipped > 0 {
-		fmt.Fprintf(stderr, "%s: %d bad %s skipped\n", display, st.Skipped, plural(st.Skipped, "record"))
+		log.warn(fmt.Sprintf("%s: %s bad %s skipped", display, thousands(st.Skipped), plural(st.Skipped, "record", "records")), "skipped", st.Skipped)
 	}
 	if fcfg.Follow {
 		wall := time.Since(st.Started)
-		fmt.Fprintf(stderr, "%s: %d writes took %.1f%% of %s\n", display, st.Commits, 100*st.Committing.Seconds()/wall.Seconds(), wall.Round(100*time.Millisecond))
+		log.info(fmt.Sprintf("%s: %s %s took %.1f%% of %s", display, thousands(st.Commits), plural(st.Commits, "write", "writes"), 100*st.Committing.Seconds()/wall.Seconds(), wall.Round(100*time.Millisecond)),
+			"writes", st.Commits, "writing", st.Committing, "wall", wall)
 	}
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"slices"
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
@@ -26,7 +26,8 @@ retries go to stderr.
 Examples:
    lockstep tail http://127.0.0.1:4567/servers/
    lockstep tail --once http://h/servers/ | jq -r 'select(.deleted_at == null) | .ip'
-   lockstep tail --once --checkpoint servers.cursor http://h/servers/   # cron: each change once`,
+   lockstep tail --once --checkpoint servers.cursor http://h/servers/   # cron: each change once
+   lockstep tail --metrics 127.0.0.1:9100 http://h/servers/ | ./apply   # /metrics and /healthz`,
 	Flags: append(append([]cli.Flag{
 		&cli.StringFlag{Name: "since", Usage: "start from this cursor instead of 0", EnvVars: env("since")},
 		&cli.BoolFlag{Name: "once", Usage: "exit 0 once caught up", EnvVars: env("once")},
@@ -34,11 +35,11 @@ Examples:
 		&cli.BoolFlag{Name: "wait", Usage: "with --checkpoint: wait for another tail's lock instead of failing", EnvVars: env("wait")},
 		&cli.BoolFlag{Name: "private", Usage: "with --checkpoint: create the file 0600", EnvVars: env("private")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would infer tombstones for more than this share of 100+ keys", EnvVars: env("max-delete")},
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text, or auto (text on a terminal)", EnvVars: env("format"), Category: "Output",
-			Action: oneOf("format", "auto", "json", "text")},
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text (table: the same), or auto (text on a terminal)", EnvVars: env("format"), Category: "Output",
+			Action: oneOf("format", "auto", "json", "text", "table")},
 		colorFlag,
 		onBadRecordFlag("warn"),
-	}, fieldFlags...), connFlags...),
+	}, slices.Concat(metricsFlags, logFlags, fieldFlags)...), connFlags...),
 	Action: runTail,
 }
 
@@ -48,11 +49,12 @@ func runTail(c *cli.Context) error {
 		return err
 	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	log := logOf(c)
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
 		return usagef("--max-delete: %v", err)
 	}
-	fcfg, err := followConfig(c, rawURL, stderr)
+	fcfg, err := followConfig(c, rawURL)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func runTail(c *cli.Context) error {
 
 	var out changeWriter
 	format := c.String("format")
-	if format == "text" || (format == "auto" && isTerminal(stdout)) {
+	if format == "text" || format == "table" || (format == "auto" && isTerminal(stdout)) {
 		applyColor(c, stdout)
 		out = newTextChanges(stdout, fcfg.Fields)
 	} else {
@@ -75,13 +77,25 @@ func runTail(c *cli.Context) error {
 	defer cancel(nil)
 	watchStdout(ctx, stdout, cancel)
 
-	p := &progress{w: stderr, chatty: isTerminal(stderr),
+	p := &progress{log: log, chatty: isTerminal(stderr), name: name, follow: fcfg.Follow, bytes: &watched(fcfg).bytes,
 		swept: "resync: the endpoint no longer has %s printed before; printed them as inferred tombstones"}
+	if !fcfg.Follow {
+		p.retryFor = c.Duration("retry-for").String()
+	}
 	cfg := replica.Config{
 		Follow: fcfg, Table: replica.Memory(state.NewIndex()),
 		MaxDelete: maxDelete, BadRecords: badRecords(c),
 		CommitEvery: time.Second, Sink: sink{out}, Notify: p.notice,
 	}
+	// A progress line only where it cannot mix with the changes printed.
+	if !isTerminal(stdout) {
+		cfg.Progress = p.update
+	}
+	m, err := startMetrics(ctx, c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	m.attach(&cfg)
 	if c.IsSet("since") {
 		cfg.Follow.Since = follow.ParseOrder(c.String("since"))
 	}
@@ -93,7 +107,9 @@ func runTail(c *cli.Context) error {
 		if c.Bool("private") {
 			perm = state.ModePrivate
 		}
-		store, err := replica.OpenCursor(ctx, path, perm, c.Bool("wait"))
+		store, err := waitFor(log, path, c.Bool("wait"), func(wait bool) (*replica.Cursor, error) {
+			return replica.OpenCursor(ctx, path, perm, wait)
+		})
 		if err != nil {
 			if errors.Is(err, state.ErrLocked) {
 				return fmt.Errorf("%s: %w (use --wait to wait for it)", name, err)
@@ -107,7 +123,9 @@ func runTail(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, storeAdvice(err, "another --checkpoint FILE, or remove it to start over"))
 	}
+	p.engine = e
 	err = e.Run(ctx)
+	log.clearProgress()
 	if ferr := out.flush(); err == nil || errors.Is(err, context.Canceled) {
 		if ferr != nil {
 			err = ferr

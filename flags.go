@@ -25,14 +25,43 @@ func env(name string) []string {
 
 // oneOf is a flag Action that accepts only the listed values.
 func oneOf(name string, values ...string) func(*cli.Context, string) error {
-	return func(_ *cli.Context, v string) error {
+	return func(c *cli.Context, v string) error {
 		for _, ok := range values {
 			if v == ok {
 				return nil
 			}
 		}
-		return usagef("--%s %q: must be one of %s", name, v, strings.Join(values, ", "))
+		if src := flagSource(c, name); src != "--"+name {
+			return flagError(c, "%s: --%s must be one of %s", src, name, strings.Join(values, ", "))
+		}
+		return flagError(c, "--%s %q: must be one of %s", name, v, strings.Join(values, ", "))
 	}
+}
+
+// nonNegative is a duration flag's Action that refuses a negative value.
+func nonNegative(name string) func(*cli.Context, time.Duration) error {
+	return func(c *cli.Context, d time.Duration) error {
+		if d < 0 {
+			return flagError(c, "%s: must not be negative", valueSource(c, name, d.String()))
+		}
+		return nil
+	}
+}
+
+// flagError is a usage error in a flag's value, said as every usage
+// error is: the command, what is wrong, where to read more.
+func flagError(c *cli.Context, format string, args ...any) error {
+	name := c.Command.Name
+	return usagef("%s: %s (see lockstep %s --help)", name, fmt.Sprintf(format, args...), name)
+}
+
+// valueSource shows a flag's value as the user gave it: "--idle -1s" or
+// "LOCKSTEP_IDLE=-1s".
+func valueSource(c *cli.Context, name, value string) string {
+	if src := flagSource(c, name); src != "--"+name {
+		return src
+	}
+	return "--" + name + " " + value
 }
 
 // fieldFlags name the record's fields; tail, sync and dump share them.
@@ -51,15 +80,15 @@ var connFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "redact", Usage: "never show the value of the query parameter or header `NAME` (repeatable; adds to the built-in list)", EnvVars: env("redact"), Category: "Connection"},
 	&cli.StringFlag{Name: "cacert", Usage: "trust the CA certificates in this PEM `FILE` too", EnvVars: env("cacert"), Category: "Connection"},
 	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
-	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection"},
-	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection"},
-	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection"},
-	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection"},
-	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long (0: fail at the first error, no retries)", EnvVars: env("retry-for"), Category: "Connection"},
+	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection", Action: nonNegative("poll")},
+	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection", Action: nonNegative("idle")},
+	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection", Action: nonNegative("resync-quiet")},
+	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection", Action: nonNegative("stall-timeout")},
+	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long (0: fail at the first error, no retries)", EnvVars: env("retry-for"), Category: "Connection", Action: nonNegative("retry-for")},
 }
 
 // followConfig builds a follow.Config from the shared flags.
-func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Config, error) {
+func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 	var cfg follow.Config
 	for _, name := range []string{"key", "order-by", "deleted-field"} {
 		if c.String(name) == "" {
@@ -78,13 +107,19 @@ func followConfig(c *cli.Context, rawURL string, stderr io.Writer) (follow.Confi
 		}
 		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
-	if c.Bool("insecure") {
-		fmt.Fprintln(stderr, "lockstep: warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what is received")
+	// Over http:// there is no certificate to skip checking.
+	if c.Bool("insecure") && !strings.HasPrefix(strings.ToLower(rawURL), "http://") {
+		logOf(c).warn("warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what is received")
 	}
 	client, err := follow.NewClient(follow.TLSOptions{CACert: c.String("cacert"), Insecure: c.Bool("insecure")})
 	if err != nil {
 		return cfg, usageError{err}
 	}
+	hidden := make([]string, 0, len(header))
+	for name := range header {
+		hidden = append(hidden, name)
+	}
+	client.Transport = &watchedTransport{base: client.Transport, log: logOf(c), redact: c.StringSlice("redact"), hidden: hidden}
 	// The library's zero values mean "default"; the flags' 0 means "off".
 	stall := c.Duration("stall-timeout")
 	if stall == 0 {

@@ -17,8 +17,14 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; without
+// it, buildVersion reads what go build recorded.
+var version = ""
+
+func init() {
+	// urfave/cli's -v is --version; lockstep's -v is --verbose, as in curl.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+}
 
 // Exit codes, stable: scripts depend on them.
 const (
@@ -35,20 +41,16 @@ func (e usageError) Unwrap() error { return e.error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	onUsageError := func(c *cli.Context, err error, isSubcommand bool) error {
-		if c.Command != nil && c.Command.Name != "" {
-			return usagef("%s: %v (see lockstep %s --help)", c.Command.Name, err, c.Command.Name)
-		}
-		return usageError{err}
-	}
 	commands := []*cli.Command{tailCommand, syncCommand, dumpCommand, serveCommand, checkCommand}
 	for _, c := range commands {
-		c.OnUsageError = onUsageError
+		c.OnUsageError = usageMessage
+		c.Before = setUpLogger
 	}
+	commands = append(commands, completionCommand, manCommand)
 	return &cli.App{
 		Name:    "lockstep",
 		Usage:   "keep a local copy of a changing data set up to date over HTTP",
-		Version: version,
+		Version: buildVersion(),
 		Description: `lockstep follows an HTTP endpoint that lists records as JSON objects, one
 per line, each with a key (id), an order value (updated_at) and a tombstone
 field (deleted_at). It asks for everything changed since its cursor, applies
@@ -56,15 +58,27 @@ it, and resumes from the cursor after any disconnect or restart.
 
 Exit codes: 0 done, 1 runtime failure, 2 usage error.
 Every flag can also be set by an environment variable LOCKSTEP_<FLAG>,
-e.g. LOCKSTEP_SINCE_PARAM=since.`,
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError:   onUsageError,
-		Commands:       commands,
+e.g. LOCKSTEP_SINCE_PARAM=since.
+Every command takes -q (quiet), -v (each request and response) and
+--log-format text|json. Shell completion: lockstep completion bash|zsh|fish;
+the manual page: lockstep man.`,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		OnUsageError:         usageMessage,
+		Commands:             commands,
+		EnableBashCompletion: true,
+		Suggest:              true,
+		Metadata:             map[string]any{},
+		// The command line as given, so that an error can say whether a
+		// value came from a flag or from the environment.
+		Before: func(c *cli.Context) error {
+			c.App.Metadata[argsKey] = c.Args().Slice()
+			return nil
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("no command %q (see lockstep --help)", c.Args().First())
+				return unknownCommand(c.App, c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -79,19 +93,20 @@ func main() {
 	app := newApp(os.Stdout, os.Stderr)
 	err := app.RunContext(ctx, flagsFirst(app, os.Args))
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	os.Exit(exitCode(err, commandLogger(app)))
 }
 
-// exitCode reports err on stderr and maps it to an exit status.
-func exitCode(err error, stderr io.Writer) int {
+// exitCode reports err through the command's logger and maps it to an
+// exit status.
+func exitCode(err error, log *logger) int {
 	switch {
 	case err == nil, errors.Is(err, errStdoutGone):
 		return exitOK
 	case isUsage(err):
-		fmt.Fprintf(stderr, "lockstep: %v\n", err)
+		log.error(err)
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "lockstep: %v\n", err)
+	log.error(err)
 	return exitFailure
 }
 
@@ -99,7 +114,8 @@ func exitCode(err error, stderr io.Writer) int {
 // "lockstep sync URL --out FILE" works: urfave/cli v2 stops reading flags
 // at the first argument. A "--" ends the flags, as usual.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 3 {
+	// Shell completion reads its flag as the last argument.
+	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
 	cmd := app.Command(args[1])

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/fatih/color"
 	"github.com/lockstep/lockstep/follow"
@@ -141,75 +140,6 @@ func applyColor(c *cli.Context, stdout io.Writer) {
 	}
 }
 
-// progress tells the user what an engine is doing: its notices on stderr,
-// and, on a terminal, one line of progress that it keeps redrawing.
-type progress struct {
-	w      io.Writer
-	on     bool   // stderr is a terminal: draw progress
-	chatty bool   // say when caught up
-	name   string // what the progress line is of
-	engine *replica.Engine
-	// swept says how many keys a resync removed, in the command's terms.
-	swept      string
-	lastRedraw time.Time
-}
-
-func (p *progress) notice(n replica.Notice) {
-	var msg string
-	switch n.Kind {
-	case replica.NoticeRetry:
-		msg = fmt.Sprintf("retrying in %s: %v", roundDelay(n.Delay), n.Err)
-	case replica.NoticeResync:
-		if n.Err == nil {
-			return
-		}
-		msg = fmt.Sprintf("full resync from cursor 0: %v", n.Err)
-	case replica.NoticeBadRecord:
-		msg = fmt.Sprintf("warning: skipped %v", n.Err)
-	case replica.NoticeWarning:
-		msg = fmt.Sprintf("warning: %v", n.Err)
-	case replica.NoticeSwept:
-		format := p.swept
-		if format == "" {
-			format = "resync removed %s the endpoint no longer has"
-		}
-		msg = fmt.Sprintf(format, thousands(n.Count)+" "+plural(n.Count, "record"))
-	case replica.NoticeCursorBack:
-		msg = fmt.Sprintf("resync: cursor moved back from %s to %s (was the endpoint restored or reset?)", cursorText(n.Previous), cursorText(n.Cursor))
-	case replica.NoticeCaughtUp:
-		if !p.chatty {
-			return
-		}
-		msg = "caught up at cursor " + cursorText(n.Cursor)
-	default:
-		return
-	}
-	p.clear()
-	fmt.Fprintf(p.w, "lockstep: %s\n", msg)
-}
-
-// update redraws the progress line, at most ten times a second.
-func (p *progress) update(st replica.Stats) {
-	if !p.on || p.engine == nil {
-		return
-	}
-	now := time.Now()
-	if now.Sub(p.lastRedraw) < 100*time.Millisecond {
-		return
-	}
-	p.lastRedraw = now
-	rate := float64(st.Applied) / max(now.Sub(st.Started).Seconds(), 0.001)
-	fmt.Fprintf(p.w, "\r\033[K%s: %s applied, %s/s, cursor %s, %s records", p.name,
-		thousands(st.Applied), thousands(int(rate)), cursorText(p.engine.Cursor()), thousands(p.engine.Len()))
-}
-
-func (p *progress) clear() {
-	if p.on && !p.lastRedraw.IsZero() {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.lastRedraw = time.Time{}
-	}
-}
-
 func cursorText(o follow.Order) string {
 	if o == "" {
 		return "0"
@@ -217,12 +147,12 @@ func cursorText(o follow.Order) string {
 	return o.Param()
 }
 
-// plural is word, with an s unless n is 1.
-func plural(n int, word string) string {
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
 	if n == 1 {
-		return word
+		return one
 	}
-	return word + "s"
+	return many
 }
 
 // storeAdvice adds what to do to an error about the files a replica is

@@ -708,7 +708,13 @@ func (p *pass) transportError(ctx context.Context, display string, err error) er
 	var ue x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ce *tls.CertificateVerificationError
-	if errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ce) {
+	switch {
+	case errors.Is(err, http.ErrSchemeMismatch):
+		// No retry can fix these: fail at once, even in a finishing command.
+		return permanentError{fmt.Errorf("%s: the server speaks plain HTTP, not HTTPS: use http://", display)}
+	case errors.As(err, &he):
+		return permanentError{fmt.Errorf("%s: TLS certificate is for another host: %v (is the host name in the URL right?)", display, err)}
+	case errors.As(err, &ue) || errors.As(err, &ce):
 		return fmt.Errorf("%s: TLS certificate not trusted: %v (pass --cacert FILE to trust its CA)", display, err)
 	}
 	var redirect *RedirectError

@@ -58,8 +58,26 @@ type Config struct {
 
 	Sink     Sink         // where changes are printed, if anywhere
 	Notify   func(Notice) // what to tell the user; may be nil
-	Progress func(Stats)  // called now and then while records arrive; may be nil
+	Progress func(Stats)  // called now and then while records arrive, and about every second while none do; may be nil
+	// Committed is called after each commit that reached the Store, with
+	// what it made durable: hooks and metrics act on real changes only.
+	// May be nil.
+	Committed func(Commit)
 }
+
+// A Commit is what one Store.Commit made durable.
+type Commit struct {
+	Inserts, Updates, Deletes int // changes since the previous commit; all 0 for a checkpoint alone or a rewrite with equal content
+	Records                   int // live records after it
+	Cursor                    follow.Order
+	Duration                  time.Duration // spent in Store.Commit
+	// Lag is from the arrival of the oldest change it holds to the end of
+	// the commit; 0 when it holds none.
+	Lag time.Duration
+}
+
+// Changed reports whether the commit changed the replica's content.
+func (c Commit) Changed() bool { return c.Inserts+c.Updates+c.Deletes > 0 }
 
 // A Sink receives the changes an Engine applies: every record that changed
 // the table, and a tombstone inferred for every key a resync swept away.
@@ -74,13 +92,14 @@ type Sink interface {
 type NoticeKind int
 
 const (
-	NoticeRetry      NoticeKind = iota // a pass failed and is retried: Err, Delay
-	NoticeResync                       // a full resync begins: Err says why (nil when asked for)
-	NoticeBadRecord                    // a bad record was skipped (WarnOnBadRecord): Err
-	NoticeWarning                      // the endpoint breaks a rule: Err
-	NoticeSwept                        // a resync removed Count keys the endpoint no longer has
-	NoticeCursorBack                   // a resync left the cursor below the one before it: Previous, Cursor
-	NoticeCaughtUp                     // caught up at Cursor
+	NoticeRetry       NoticeKind = iota // a pass failed and is retried: Err, Delay
+	NoticeResync                        // a full resync begins: Err says why (nil when asked for)
+	NoticeBadRecord                     // a bad record was skipped (WarnOnBadRecord): Err
+	NoticeWarning                       // the endpoint breaks a rule: Err
+	NoticeSwept                         // a resync removed Count keys the endpoint no longer has
+	NoticeCursorBack                    // a resync left the cursor below the one before it: Previous, Cursor
+	NoticeCaughtUp                      // caught up at Cursor
+	NoticeReconnected                   // a response began after Count failed attempts over Delay
 )
 
 // A Notice is something an Engine tells its user.
@@ -101,6 +120,10 @@ type Stats struct {
 	Commits                   int
 	Committing                time.Duration // time spent in Store.Commit
 	Started                   time.Time
+	LastCommit                time.Time // when the last commit ended; zero before any
+	CaughtUp                  bool      // the replica is as current as the endpoint, as far as is known
+	CaughtUpAt                time.Time // when it last was
+	LastContact               time.Time // when the endpoint was last heard from
 }
 
 // An Engine keeps one replica. It is not safe for concurrent use.
@@ -119,6 +142,11 @@ type Engine struct {
 	contact    time.Time
 	keys       [][]byte // of a batch, for a Prefetcher
 	id         Identity // of the endpoint, for reopening the store
+
+	committed    Stats     // the counts at the last commit
+	firstChange  time.Time // arrival of the oldest change not yet committed
+	failures     int       // failed attempts since the last response began
+	failingSince time.Time
 }
 
 // The defaults of Config's durations.
@@ -200,7 +228,14 @@ func (e *Engine) Cursor() follow.Order {
 func (e *Engine) Len() int { return e.table.Len() }
 
 // Stats returns what the Engine has done so far.
-func (e *Engine) Stats() Stats { return e.stats }
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	st.LastCommit, st.CaughtUp, st.CaughtUpAt, st.LastContact = e.lastCommit, e.f.CaughtUp(), e.caughtAt, e.contact
+	if c := e.f.LastContact(); c.After(st.LastContact) {
+		st.LastContact = c
+	}
+	return st
+}
 
 // Run follows the endpoint and keeps the replica until ctx is cancelled,
 // an error stops it, or, when not following, it has caught up. It commits
@@ -252,6 +287,10 @@ func (e *Engine) handle(ev follow.Event) error {
 	switch ev.Kind {
 	case follow.EventConnected:
 		e.contact = time.Now()
+		if e.failures > 0 {
+			e.notify(Notice{Kind: NoticeReconnected, Count: e.failures, Delay: e.contact.Sub(e.failingSince)})
+			e.failures = 0
+		}
 		e.forgetTombstones()
 	case follow.EventRecord:
 		return e.apply(ev.Record)
@@ -268,6 +307,10 @@ func (e *Engine) handle(ev follow.Event) error {
 	case follow.EventCaughtUp:
 		return e.caughtUp(ev)
 	case follow.EventRetry:
+		if e.failures == 0 {
+			e.failingSince = time.Now()
+		}
+		e.failures++
 		e.notify(Notice{Kind: NoticeRetry, Err: ev.Err, Delay: ev.Delay})
 	case follow.EventResync:
 		if err := e.table.BeginResync(); err != nil {
@@ -300,10 +343,13 @@ func (e *Engine) apply(r *follow.Record) error {
 	case state.OpDelete:
 		e.stats.Deletes++
 	}
+	if e.firstChange.IsZero() {
+		e.firstChange = time.Now()
+	}
 	e.dirty, e.cpDirty = true, true
 	e.stats.Applied++
 	if e.cfg.Progress != nil && e.stats.Applied%progressEvery == 0 {
-		e.cfg.Progress(e.stats)
+		e.cfg.Progress(e.Stats())
 	}
 	if e.cfg.Sink != nil {
 		return e.cfg.Sink.Change(op, r, false)
@@ -316,7 +362,7 @@ func (e *Engine) quiet() error {
 		e.contact = c
 	}
 	if e.cfg.Progress != nil {
-		e.cfg.Progress(e.stats)
+		e.cfg.Progress(e.Stats())
 	}
 	if e.cfg.Sink != nil {
 		if err := e.cfg.Sink.Flush(); err != nil {
@@ -369,6 +415,9 @@ func (e *Engine) sweep(previous follow.Order) error {
 	}
 	e.stats.Deletes += n
 	if n > 0 {
+		if e.firstChange.IsZero() {
+			e.firstChange = time.Now()
+		}
 		e.dirty = true
 		e.notify(Notice{Kind: NoticeSwept, Count: n})
 	}
@@ -446,5 +495,17 @@ func (e *Engine) commit(ctx context.Context) error {
 	e.commitCost = e.lastCommit.Sub(start)
 	e.stats.Committing += e.commitCost
 	e.stats.Commits++
+	if e.cfg.Committed != nil {
+		c := Commit{
+			Inserts: e.stats.Inserts - e.committed.Inserts, Updates: e.stats.Updates - e.committed.Updates,
+			Deletes: e.stats.Deletes - e.committed.Deletes,
+			Records: e.table.Len(), Cursor: cur, Duration: e.commitCost,
+		}
+		if !e.firstChange.IsZero() {
+			c.Lag = e.lastCommit.Sub(e.firstChange)
+		}
+		e.cfg.Committed(c)
+	}
+	e.committed, e.firstChange = e.stats, time.Time{}
 	return nil
 }

@@ -56,10 +56,36 @@ func OpenFile(ctx context.Context, path string, opts FileOptions) (*File, error)
 		lock.Unlock()
 		return nil, err
 	}
+	if err := tighten(opts.Perm, path, state.CheckpointPath(path)); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
 	if len(removed) > 0 && opts.Notify != nil {
-		opts.Notify(fmt.Errorf("removed %d temp files an interrupted run left", len(removed)))
+		what := "temp files"
+		if len(removed) == 1 {
+			what = "temp file"
+		}
+		opts.Notify(fmt.Errorf("removed %d %s an interrupted run left", len(removed), what))
 	}
 	return &File{path: path, opts: opts, lock: lock, table: state.NewTable()}, nil
+}
+
+// tighten takes from existing files what perm does not grant, at once:
+// --private must not wait for the next write to hide a replica.
+func tighten(perm fs.FileMode, paths ...string) error {
+	if perm == 0 {
+		return nil
+	}
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&^perm == 0 {
+			continue
+		}
+		if err := os.Chmod(p, st.Mode().Perm()&perm); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func takeLock(ctx context.Context, path string, wait bool) (*state.Lock, error) {
@@ -316,6 +342,10 @@ type Cursor struct {
 func OpenCursor(ctx context.Context, path string, perm fs.FileMode, wait bool) (*Cursor, error) {
 	lock, err := takeLock(ctx, path, wait)
 	if err != nil {
+		return nil, err
+	}
+	if err := tighten(perm, path); err != nil {
+		lock.Unlock()
 		return nil, err
 	}
 	return &Cursor{path: path, perm: perm, lock: lock}, nil

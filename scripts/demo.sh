@@ -13,32 +13,45 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# show prints a command as it can be copied; run shows one and runs it.
+show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { show "$*"; "$@"; }
 
 cp testdata/servers.jsonl "$work/servers.jsonl"
 "$bin" serve --addr 127.0.0.1:0 "$work/servers.jsonl" 2>"$work/serve.log" &
 pids+=($!)
 for _ in $(seq 50); do grep -q 'serving' "$work/serve.log" && break; sleep 0.1; done
 url="$(grep -o 'http://[^ ]*' "$work/serve.log")servers/"
-say "lockstep serve testdata/servers.jsonl  ->  $url"
+say "$bin serve --addr 127.0.0.1:0 $work/servers.jsonl   (a copy of testdata/servers.jsonl; it chose $url)"
 
-say "lockstep tail --once $url | head -3     (JSON lines, as | jq sees them)"
+say "JSON lines, as | jq sees them"
+show "$bin tail --once $url | head -3"
 "$bin" tail --once "$url" | head -3
 
-say "lockstep tail --once --format text $url"
-"$bin" tail --once --format text --color always "$url"
+say "the terminal format"
+run "$bin" tail --once --format text --color always "$url"
 
-say "lockstep tail --format text $url   (following; a change and a deletion arrive)"
+say "following; a change and a deletion arrive"
+show "$bin tail --format text --color always --since 1700000200 $url &"
 "$bin" tail --format text --color always --since 1700000200 "$url" &
 pids+=($!)
 sleep 1
-echo '{"id":103,"updated_at":1700000300,"deleted_at":null,"name":"web-03","ip":"10.0.0.33","port":9003,"tags":["web"]}' >>"$work/servers.jsonl"
+change='{"id":103,"updated_at":1700000300,"deleted_at":null,"name":"web-03","ip":"10.0.0.33","port":9003,"tags":["web"]}'
+show "echo '$change' >>$work/servers.jsonl"
+echo "$change" >>"$work/servers.jsonl"
 sleep 0.5
-echo '{"id":107,"updated_at":1700000301,"deleted_at":1700000301}' >>"$work/servers.jsonl"
+deletion='{"id":107,"updated_at":1700000301,"deleted_at":1700000301}'
+show "echo '$deletion' >>$work/servers.jsonl"
+echo "$deletion" >>"$work/servers.jsonl"
 sleep 1
 
-say "lockstep sync $url --out servers.jsonl, then dump it"
-"$bin" sync "$url" --out "$work/replica.jsonl"
+say "a replica on disk, then a look at it"
+run "$bin" sync "$url" --out "$work/replica.jsonl"
+show "$bin dump --format table --color always $work/replica.jsonl | head -6"
 "$bin" dump --format table --color always "$work/replica.jsonl" | head -6
 echo "..."
-say "lockstep dump $url | diff - replica.jsonl   (the replica equals the endpoint)"
+show "$bin dump --fields id,ip,port --format csv $work/replica.jsonl | head -4"
+"$bin" dump --fields id,ip,port --format csv "$work/replica.jsonl" | head -4
+say "the replica equals the endpoint"
+show "$bin dump $url | diff - $work/replica.jsonl"
 "$bin" dump "$url" | diff - "$work/replica.jsonl" && echo "identical: $(wc -l <"$work/replica.jsonl") records"

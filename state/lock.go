@@ -76,3 +76,15 @@ func lock(ctx context.Context, snapshot string, wait bool) (*Lock, error) {
 // Unlock releases the lock. The file stays: removing it would let a
 // waiting process lock a file that a third then recreates.
 func (l *Lock) Unlock() error { return l.f.Close() }
+
+// LockHolder returns the pid written in snapshot's lock file by the
+// process that last took it, or 0 if there is none. For messages only: the
+// process may have let go since.
+func LockHolder(snapshot string) int {
+	b, err := os.ReadFile(LockPath(snapshot))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Shell completion asks lockstep itself for the words that fit (urfave/cli's
+// --generate-bash-completion), so it always matches the flags of the
+// binary on the PATH; fish gets a script built from the same definitions.
+const bashCompletion = `# lockstep completion for bash: eval "$(lockstep completion bash)"
+_lockstep_complete() {
+	local cur=${COMP_WORDS[COMP_CWORD]}
+	local words=("${COMP_WORDS[@]:0:COMP_CWORD}")
+	local opts
+	if [[ $cur == -* ]]; then
+		opts=$("${words[@]}" "$cur" --generate-bash-completion 2>/dev/null)
+	else
+		opts=$("${words[@]}" --generate-bash-completion 2>/dev/null)
+	fi
+	COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}
+complete -o bashdefault -o default -F _lockstep_complete lockstep
+`
+
+const zshCompletion = `#compdef lockstep
+# lockstep completion for zsh: eval "$(lockstep completion zsh)"
+_lockstep() {
+	local -a opts
+	local cur=${words[-1]}
+	if [[ $cur == -* ]]; then
+		opts=("${(@f)$(${words[@]:0:#words[@]-1} $cur --generate-bash-completion 2>/dev/null)}")
+	else
+		opts=("${(@f)$(${words[@]:0:#words[@]-1} --generate-bash-completion 2>/dev/null)}")
+	fi
+	if [[ -n ${opts[1]} ]]; then
+		_describe 'values' opts
+	else
+		_files
+	fi
+}
+compdef _lockstep lockstep
+`
+
+var completionCommand = &cli.Command{
+	Name:      "completion",
+	Usage:     "print a shell completion script (bash, zsh or fish)",
+	ArgsUsage: "bash|zsh|fish",
+	Description: `Prints a script that completes lockstep's commands and flags in your shell.
+
+Examples:
+   eval "$(lockstep completion bash)"                               # in ~/.bashrc
+   eval "$(lockstep completion zsh)"                                # in ~/.zshrc, after compinit
+   lockstep completion fish > ~/.config/fish/completions/lockstep.fish`,
+	OnUsageError: usageMessage,
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return usagef("completion: want one shell, bash, zsh or fish, got %d arguments (see lockstep completion --help)", c.NArg())
+		}
+		w := c.App.Writer
+		switch shell := c.Args().First(); shell {
+		case "bash":
+			return writeString(w, bashCompletion)
+		case "zsh":
+			return writeString(w, zshCompletion)
+		case "fish":
+			s, err := c.App.ToFishCompletion()
+			if err != nil {
+				return fmt.Errorf("completion fish: %w", err)
+			}
+			return writeString(w, s)
+		default:
+			return usagef("completion: no shell %q: want bash, zsh or fish", shell)
+		}
+	},
+}
+
+var manCommand = &cli.Command{
+	Name:  "man",
+	Usage: "print the manual page (roff; --markdown for Markdown)",
+	Description: `Prints lockstep's manual page, made from the same definitions as --help.
+
+Examples:
+   lockstep man | man -l -
+   lockstep man > /usr/local/share/man/man1/lockstep.1`,
+	Flags:        []cli.Flag{&cli.BoolFlag{Name: "markdown", Usage: "print Markdown instead of roff"}},
+	OnUsageError: usageMessage,
+	Action: func(c *cli.Context) error {
+		var s string
+		var err error
+		if c.Bool("markdown") {
+			s, err = c.App.ToMarkdown()
+		} else {
+			s, err = c.App.ToMan()
+		}
+		if err != nil {
+			return fmt.Errorf("man: %w", err)
+		}
+		return writeString(c.App.Writer, s)
+	},
+}
+
+func writeString(w io.Writer, s string) error {
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	_, err := io.WriteString(w, s)
+	return stdoutError(err)
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// logFlags say how lockstep talks on stderr; every command has them.
+var logFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "say nothing on stderr unless something changed or went wrong (for cron)", EnvVars: env("quiet"), Category: "Logging"},
+	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show each request and response (method, URL, status, headers, bytes, time; credentials redacted)", EnvVars: env("verbose"), Category: "Logging"},
+	&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text (a timestamp on each line unless stderr is a terminal) or json (one object a line)", EnvVars: env("log-format"), Category: "Logging",
+		Action: oneOf("log-format", "text", "json")},
+}
+
+// A logger is lockstep's voice on stderr. Every message goes through
+// log/slog: as "lockstep: message" lines (dated unless stderr is a
+// terminal, so that 2>>file makes a usable log) or as JSON objects. It
+// also owns the one progress line a terminal shows, clearing it before
+// each message. Safe for concurrent use: --on-change hooks and the
+// metrics server report from their own goroutines.
+type logger struct {
+	log   *slog.Logger
+	quiet bool
+	// live: draw a progress line (stderr is a terminal, text, not quiet).
+	live bool
+
+	mu    sync.Mutex
+	w     io.Writer
+	drawn bool
+}
+
+// newLogger builds the logger of a command from its flags.
+func newLogger(c *cli.Context, w io.Writer) *logger {
+	l := &logger{w: w, quiet: c.Bool("quiet")}
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	var h slog.Handler
+	if c.String("log-format") == "json" {
+		h = slog.NewJSONHandler(lockedWriter{l}, &slog.HandlerOptions{Level: level})
+	} else {
+		terminal := isTerminal(w)
+		h = &textHandler{l: l, level: level, dated: !terminal}
+		l.live = terminal && !l.quiet
+	}
+	l.log = slog.New(h)
+	if c.Command != nil && c.Command.Name != "" {
+		l.log = l.log.With("cmd", c.Command.Name)
+	}
+	return l
+}
+
+// plainLogger writes undated text lines; for errors met before a command
+// has read its flags.
+func plainLogger(w io.Writer) *logger {
+	l := &logger{w: w}
+	l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo})
+	return l
+}
+
+// info says what happened; -q drops it.
+func (l *logger) info(msg string, attrs ...any) {
+	if !l.quiet {
+		l.log.Info(msg, attrs...)
+	}
+}
+
+// changed says that the replica changed: -q keeps it.
+func (l *logger) changed(msg string, attrs ...any) { l.log.Info(msg, attrs...) }
+
+// warn says that something went wrong and lockstep goes on.
+func (l *logger) warn(msg string, attrs ...any) { l.log.Warn(msg, attrs...) }
+
+// error reports the error that ends the command.
+func (l *logger) error(err error) { l.log.Error(err.Error()) }
+
+// debug is for --verbose.
+func (l *logger) debug(msg string, attrs ...any) { l.log.Debug(msg, attrs...) }
+
+func (l *logger) verbose() bool { return l.log.Enabled(context.Background(), slog.LevelDebug) }
+
+// progress redraws the progress line, on a terminal only.
+func (l *logger) progress(line string) {
+	if !l.live {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "\r\033[K%s", line)
+	l.drawn = true
+}
+
+// clearProgress removes the progress line, if one is drawn.
+func (l *logger) clearProgress() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clearLocked()
+}
+
+func (l *logger) clearLocked() {
+	if l.drawn {
+		fmt.Fprint(l.w, "\r\033[K")
+		l.drawn = false
+	}
+}
+
+// lockedWriter writes whole messages under the logger's lock, after
+// clearing its progress line.
+type lockedWriter struct{ l *logger }
+
+func (lw lockedWriter) Write(p []byte) (int, error) {
+	lw.l.mu.Lock()
+	defer lw.l.mu.Unlock()
+	lw.l.clearLocked()
+	return lw.l.w.Write(p)
+}
+
+// textHandler writes a record as "lockstep: message", a line for each
+// line of the message, dated when stderr is not a terminal. Attributes are
+// for the JSON format; the message already says what they hold.
+type textHandler struct {
+	l     *logger
+	level slog.Level
+	dated bool
+}
+
+func (h *textHandler) Enabled(_ context.Context, level slog.Level) bool { return level >= h.level }
+
+func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
+	prefix := "lockstep: "
+	if h.dated {
+		prefix = r.Time.Format(time.RFC3339) + " " + prefix
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(r.Message, "\n") {
+		b.WriteString(prefix + line + "\n")
+	}
+	_, err := lockedWriter{h.l}.Write([]byte(b.String()))
+	return err
+}
+
+func (h *textHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *textHandler) WithGroup(string) slog.Handler      { return h }
+
+// commandLogger is the logger the running command set up, or a plain one.
+func commandLogger(app *cli.App) *logger {
+	if l, ok := app.Metadata[loggerKey].(*logger); ok {
+		return l
+	}
+	return plainLogger(app.ErrWriter)
+}
+
+const loggerKey = "logger"
+
+// setUpLogger is every command's Before: it makes the command's logger.
+func setUpLogger(c *cli.Context) error {
+	c.App.Metadata[loggerKey] = newLogger(c, c.App.ErrWriter)
+	return nil
+}
+
+// logOf is the logger of the running command.
+func logOf(c *cli.Context) *logger { return commandLogger(c.App) }

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/replica"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// The tests in this file drive newApp in-process one at a time (its
+// commands and flags are package variables, and urfave/cli keeps a value
+// read from the environment in them, so those run the binary), except
+// those that start the binary, which run in parallel.
+
+// runApp runs lockstep in-process and returns stdout and what a user sees
+// on stderr, error included, with timestamps removed.
+func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := newApp(&out, &errOut)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := app.RunContext(ctx, append([]string{"lockstep"}, args...))
+	code = exitCode(err, commandLogger(app))
+	return out.String(), dateRE.ReplaceAllString(errOut.String(), ""), code
+}
+
+// runBinary runs the binary with more environment variables.
+func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), dateRE.ReplaceAllString(errOut.String(), ""), code
+}
+
+// fileServer answers every request with the file as it is now.
+func fileServer(t *testing.T, path string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := os.ReadFile(path)
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+var dateRE = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d) `)
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		os.WriteFile(path, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// The messages a new user met, as they read now: testdata/messages/NAME.
+func TestMessages_Golden(t *testing.T) {
+	src := finiteServer([]byte(line(1, 10) + line(2, 20)))
+	defer src.Close()
+	one := finiteServer([]byte(line(1, 10)))
+	defer one.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "servers.jsonl")
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"unknown-flag", nil, []string{"--bogus"}},
+		{"unknown-command", nil, []string{"snyc"}},
+		{"unknown-command-flag", nil, []string{"sync", "--ot", "x", "http://h/"}},
+		{"env-format-meant", map[string]string{"LOCKSTEP_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
+		{"env-format-wrong", map[string]string{"LOCKSTEP_FORMAT": "csv"}, []string{"tail", src.URL + "/"}},
+		{"env-bool", map[string]string{"LOCKSTEP_ONCE": "yes"}, []string{"tail", src.URL + "/"}},
+		{"env-duration", map[string]string{"LOCKSTEP_IDLE": "2"}, []string{"tail", src.URL + "/"}},
+		{"duration-unit", nil, []string{"dump", "--max-age", "5", "servers.jsonl"}},
+		{"duration-negative", nil, []string{"tail", "--idle", "-1s", src.URL + "/"}},
+		{"insecure-http", nil, []string{"tail", "--insecure", "--once", "--retry-for", "0", "http://127.0.0.1:1/"}},
+		{"dump-bad-url", nil, []string{"dump", "http://"}},
+		{"sync-one-record", nil, []string{"sync", "--out", out + "1", one.URL + "/"}},
+		{"sync-changes", nil, []string{"sync", "--out", out, src.URL + "/"}},
+		{"sync-nothing-new", nil, []string{"sync", "--out", out, src.URL + "/"}},
+		{"sync-quiet-nothing-new", nil, []string{"sync", "-q", "--out", out, src.URL + "/"}},
+		{"completion-unknown", nil, []string{"completion", "tcsh"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runBinary(t, tt.env, tt.args...)
+			got := fmt.Sprintf("$ %s lockstep %s\nexit %d\n%s%s", envText(tt.env), strings.Join(tt.args, " "), code, stdout, stderr)
+			got = strings.NewReplacer(src.URL, "URL", one.URL, "URL", dir, "DIR").Replace(got)
+			golden(t, filepath.Join("testdata", "messages", tt.name), got)
+		})
+	}
+}
+
+func envText(env map[string]string) string {
+	var s []string
+	for k, v := range env {
+		s = append(s, k+"="+v)
+	}
+	return strings.Join(s, " ")
+}
+
+// The completion scripts and the words completion offers, from the same
+// definitions as --help.
+func TestCompletion_Golden(t *testing.T) {
+	for _, args := range [][]string{
+		{"completion", "bash"},
+		{"completion", "zsh"},
+		{"completion", "fish"},
+		{"--generate-bash-completion"},
+		{"dump", "--generate-bash-completion"},
+		{"sync", "--o", "--generate-bash-completion"},
+	} {
+		// urfave/cli's completion reads os.Args, so it runs the binary.
+		stdout, stderr, code := runBinary(t, nil, args...)
+		if code != 0 || stderr != "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+		golden(t, filepath.Join("testdata", "completion", strings.NewReplacer(" ", "_", "-", "").Replace(strings.Join(args, " "))), stdout)
+	}
+	if stdout, _, code := runApp(t, "man"); code != 0 || !strings.Contains(stdout, ".SH") || !strings.Contains(stdout, "on-change") {
+		t.Errorf("man: exit %d, not a man page with every command:\n%.300s", code, stdout)
+	}
+}
+
+// -v shows each request and response, and no credential of any kind.
+func TestVerbose_ShowsExchangesNeverSecrets(t *testing.T) {
+	src := finiteServer([]byte(line(1, 10)))
+	defer src.Close()
+	u := strings.Replace(src.URL, "http://", "http://alice:hunter2@", 1) + "/?token=tok3n&region=eu"
+	_, stderr, code := runApp(t, "tail", "-v", "--once", "-H", "X-Api-Key: k3y", "-H", "X-Trace: tr4ce", u)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"> GET http://127.0.0.1:", "token=***", "region=eu", "> Authorization: ***", "> X-Api-Key: ***", "> X-Trace: ***", "< HTTP/1.1 200 OK", "bytes in"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("no %q in:\n%s", want, stderr)
+		}
+	}
+	for _, secret := range []string{"hunter2", "tok3n", "k3y", "tr4ce", "YWxpY2U6aHVudGVyMg"} {
+		if strings.Contains(stderr, secret) {
+			t.Errorf("%q shown:\n%s", secret, stderr)
+		}
+	}
+	_, stderr, _ = runApp(t, "tail", "-v", "--log-format", "json", "--once", "--user", "bob:s3cret", u)
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["time"] == nil || rec["level"] == nil || rec["msg"] == nil {
+			t.Errorf("not a JSON log line with time, level and msg: %q (%v)", l, err)
+		}
+	}
+	if strings.Contains(stderr, "s3cret") || strings.Contains(stderr, "hunter2") {
+		t.Errorf("a password shown:\n%s", stderr)
+	}
+}
+
+// -q says nothing unless something changed; the summary of a change stays.
+func TestQuiet_OnlyChanges(t *testing.T) {
+	data := []byte(line(1, 10))
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	defer src.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, stderr, code := runApp(t, "sync", "-q", "--out", out, src.URL+"/"); code != 0 || !strings.Contains(stderr, "+1 ~0 -0") {
+		t.Errorf("first sync: exit %d, stderr %q; want the summary of a change", code, stderr)
+	}
+	if _, stderr, code := runApp(t, "sync", "-q", "--out", out, src.URL+"/"); code != 0 || stderr != "" {
+		t.Errorf("sync with nothing new: exit %d, stderr %q; want nothing", code, stderr)
+	}
+}
+
+func TestDump_FieldsAndFormats(t *testing.T) {
+	src := finiteServer([]byte(line(2, 20, `,"ip":"10.0.0.2","port":80,"note":"a\tb, \"c\""`) + line(1, 10, `,"ip":"10.0.0.1","tags":["x"]`)))
+	defer src.Close()
+	for _, tt := range []struct{ name, format, fields string }{
+		{"fields.json", "json", "ip,id,port"},
+		{"all.csv", "csv", ""},
+		{"fields.csv", "csv", "id,note"},
+		{"all.tsv", "tsv", ""},
+		{"fields.table", "table", "id,ip,port"},
+	} {
+		args := []string{"dump", "--format", tt.format, "--color", "never"}
+		if tt.fields != "" {
+			args = append(args, "--fields", tt.fields)
+		}
+		stdout, stderr, code := runApp(t, append(args, src.URL+"/")...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tt.name, code, stderr)
+		}
+		golden(t, filepath.Join("testdata", "dump", tt.name), stdout)
+	}
+	if _, stderr, code := runApp(t, "dump", "--fields", "id,,ip", src.URL+"/"); code != exitUsage || !strings.Contains(stderr, "empty field name") {
+		t.Errorf("--fields id,,ip: exit %d %q", code, stderr)
+	}
+}
+
+// --on-change runs a real command after a change, with the counts, not
+// after a run that changed nothing; its failure does not fail the sync.
+func TestSync_OnChange(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10), line(2, 20))
+	url := fileServer(t, src)
+	out, log := filepath.Join(dir, "replica.jsonl"), filepath.Join(dir, "hook.log")
+	hook := `echo "+$LOCKSTEP_INSERTS ~$LOCKSTEP_UPDATES -$LOCKSTEP_DELETES $LOCKSTEP_RECORDS $LOCKSTEP_CURSOR $(basename $LOCKSTEP_SNAPSHOT)" >>` + log
+	for i, change := range []string{"", "", tomb(1, 30) + line(3, 30)} {
+		if change != "" {
+			appendFile(t, src, change)
+		}
+		if r := lockstep(t, "sync", "--on-change", hook, url, "--out", out); r.code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, r.code, r.stderr)
+		}
+	}
+	if got, want := readFile(t, log), "+2 ~0 -0 2 20 replica.jsonl\n+1 ~0 -1 2 30 replica.jsonl\n"; got != want {
+		t.Errorf("hook runs:\n%s\nwant:\n%s", got, want)
+	}
+	appendFile(t, src, line(4, 40))
+	r := lockstep(t, "sync", "--on-change", "echo failing >&2; exit 3", url, "--out", out)
+	if r.code != 0 || !strings.Contains(r.stderr, "failing") || !strings.Contains(r.stderr, "--on-change: exited 3") {
+		t.Errorf("failing hook: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	appendFile(t, src, line(5, 50))
+	r = lockstep(t, "sync", "--on-change", "sleep 10", "--on-change-timeout", "200ms", url, "--out", out)
+	if r.code != 0 || !strings.Contains(r.stderr, "killed after --on-change-timeout 200ms") {
+		t.Errorf("slow hook: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// Commits made while the hook runs are merged into one more run: never
+// two at once, nothing lost.
+func TestHook_NeverTwoAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	var stderr lines
+	h := &hook{
+		cmd:     fmt.Sprintf(`mkdir %[1]s/running || echo overlap >>%[2]s; sleep 0.2; echo $LOCKSTEP_INSERTS >>%[2]s; rmdir %[1]s/running`, dir, log),
+		timeout: 10 * time.Second, log: plainLogger(&stderr), out: &stderr,
+	}
+	for range 3 {
+		h.committed(replica.Commit{Inserts: 1})
+	}
+	h.committed(replica.Commit{}) // no change: no run
+	h.wait()
+	if got := readFile(t, log); got != "1\n2\n" {
+		t.Errorf("runs:\n%s\nwant 1 then 2 (merged); stderr: %s", got, stderr.String())
+	}
+}
+
+// /metrics is valid Prometheus text, /healthz says whether the replica is
+// fresh.
+func TestMetrics_PrometheusText(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10), line(2, 20), line(3, 30))
+	url := serve(t, src) + "/"
+	_, _, stderr := start(t, "sync", "--follow", "--idle", "100ms", "--metrics", "127.0.0.1:0", url, "--out", filepath.Join(dir, "r.jsonl"))
+	addrRE := regexp.MustCompile(`metrics on http://(\S+)/metrics`)
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	for base == "" && time.Now().Before(deadline) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if base == "" {
+		t.Fatalf("no metrics address in stderr:\n%s", stderr.String())
+	}
+	appendFile(t, src, tomb(1, 40))
+	var families map[string]*dto.MetricFamily
+	for {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err = parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
+		}
+		if value(families, "lockstep_records_applied_total", "delete") == 1 && value(families, "lockstep_records", "") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed 3 inserts and 1 delete; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for name, want := range map[string]float64{"lockstep_caught_up": 1, "lockstep_reconnects_total": 0} {
+		if got := value(families, name, ""); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if value(families, "lockstep_records_applied_total", "insert") != 3 || value(families, "lockstep_received_bytes_total", "") == 0 {
+		t.Errorf("inserts %v, bytes %v", value(families, "lockstep_records_applied_total", "insert"), value(families, "lockstep_received_bytes_total", ""))
+	}
+	for _, name := range []string{"lockstep_last_contact_timestamp_seconds", "lockstep_last_caught_up_timestamp_seconds"} {
+		if ts := value(families, name, ""); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+			t.Errorf("%s = %v, not recent", name, ts)
+		}
+	}
+	for _, name := range []string{"lockstep_write_duration_seconds", "lockstep_commit_lag_seconds"} {
+		if f := families[name]; f == nil || f.Metric[0].GetHistogram().GetSampleCount() == 0 {
+			t.Errorf("%s: no observation", name)
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz %d, want 200 while caught up", resp.StatusCode)
+	}
+}
+
+// value is a counter's or gauge's value, with label kind when given.
+func value(families map[string]*dto.MetricFamily, name, kind string) float64 {
+	f := families[name]
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.Metric {
+		if kind != "" {
+			ok := false
+			for _, l := range m.Label {
+				ok = ok || l.GetName() == "kind" && l.GetValue() == kind
+			}
+			if !ok {
+				continue
+			}
+		}
+		if m.Counter != nil {
+			return m.Counter.GetValue()
+		}
+		return m.Gauge.GetValue()
+	}
+	return -1
+}
+
+func TestHealth_StaleAfterMaxAge(t *testing.T) {
+	m := newMetrics(time.Minute)
+	now := time.Now()
+	if ok, _ := m.health(now); ok {
+		t.Error("healthy before catching up")
+	}
+	m.setCaughtUp(now.Add(-30 * time.Second))
+	if ok, msg := m.health(now); !ok {
+		t.Errorf("unhealthy 30s after catching up: %s", msg)
+	}
+	if ok, msg := m.health(now.Add(time.Minute)); ok || !strings.Contains(msg, "--health-max-age 1m") {
+		t.Errorf("healthy 90s after catching up: %s", msg)
+	}
+}
+
+func TestBuildVersion_NotEmpty(t *testing.T) {
+	if v := buildVersion(); v == "" {
+		t.Error("empty version")
+	}
+}

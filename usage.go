@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"github.com/xrash/smetrics"
+)
+
+const argsKey = "args"
+
+// urfave/cli v2 and the flag package report a bad flag only as text, so
+// these patterns are the one place that reads it, to say it for a person:
+// which flag or environment variable, and what value is wanted.
+var (
+	envParseError  = regexp.MustCompile(`^could not parse "(.*)" (?:as \w+ value from|from) environment variable "(\w+)" (?:as value )?for flag ([\w-]+): `)
+	flagValueError = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-+([\w-]+): `)
+	unknownFlag    = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+	missingValue   = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
+)
+
+// usageMessage is every command's OnUsageError: it says what was wrong in
+// a person's terms and where to read more.
+func usageMessage(c *cli.Context, err error, _ bool) error {
+	cmd, see := "", "lockstep --help"
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		cmd = c.Command.Name
+		see = "lockstep " + cmd + " --help"
+	}
+	var flags []cli.Flag
+	if cmd != "" {
+		flags = c.Command.Flags
+	} else {
+		flags = c.App.Flags
+	}
+	msg := err.Error()
+	if m := envParseError.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("%s=%q: %s (for --%s)", m[2], m[1], wanted(flagNamed(flags, m[3])), m[3])
+	} else if m := flagValueError.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("--%s %q: %s", m[2], m[1], wanted(flagNamed(flags, m[2])))
+	} else if m := unknownFlag.FindStringSubmatch(msg); m != nil {
+		msg = "unknown flag " + dashes(m[1])
+		var names []string
+		for _, f := range flags {
+			names = append(names, f.Names()...)
+		}
+		if s := closest(m[1], names); s != "" {
+			msg += "; did you mean " + dashes(s) + "?"
+		}
+	} else if m := missingValue.FindStringSubmatch(msg); m != nil {
+		msg = dashes(m[1]) + " needs a value"
+	}
+	if cmd != "" {
+		return usagef("%s: %s (see %s)", cmd, msg, see)
+	}
+	return usagef("%s (see %s)", msg, see)
+}
+
+func dashes(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+func flagNamed(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
+}
+
+// wanted says what kind of value a flag takes.
+func wanted(f cli.Flag) string {
+	switch f.(type) {
+	case *cli.BoolFlag:
+		return "want true or false (or 1 or 0)"
+	case *cli.DurationFlag:
+		return "want a duration with its unit, such as 30s, 5m or 1h30m"
+	case *cli.IntFlag:
+		return "want a whole number"
+	}
+	return "not a valid value"
+}
+
+// unknownCommand says that name is not a command, and which one was
+// probably meant.
+func unknownCommand(app *cli.App, name string) error {
+	if strings.HasPrefix(name, "-") {
+		return usagef("unknown flag %s (see lockstep --help)", name)
+	}
+	msg := fmt.Sprintf("no command %q", name)
+	var names []string
+	for _, c := range app.Commands {
+		names = append(names, c.Names()...)
+	}
+	if s := closest(name, names); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return usagef("%s (see lockstep --help)", msg)
+}
+
+// closest is the name most like typed, if one is close enough to be what
+// was meant: at most two edits away (and fewer than typed has letters), or
+// else the one name that typed begins.
+func closest(typed string, names []string) string {
+	best, bestDist := "", 3
+	var prefixed []string
+	for _, n := range names {
+		if len(n) == 1 && len(typed) > 1 {
+			continue // -o is no suggestion for --ot: --out is
+		}
+		if d := smetrics.WagnerFischer(typed, n, 1, 1, 1); d < bestDist && d < len(typed) {
+			best, bestDist = n, d
+		}
+		if len(typed) >= 2 && strings.HasPrefix(n, typed) {
+			prefixed = append(prefixed, n)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		best = prefixed[0]
+	}
+	return best
+}
+
+// flagSource names where a flag's value came from, for an error: "--name"
+// when it is on the command line, else the environment variable that set
+// it ("LOCKSTEP_FORMAT=table").
+func flagSource(c *cli.Context, name string) string {
+	args, _ := c.App.Metadata[argsKey].([]string)
+	f := flagNamed(c.Command.Flags, name)
+	if f == nil {
+		return "--" + name
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		n := strings.TrimLeft(a, "-")
+		n, _, _ = strings.Cut(n, "=")
+		if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), n) {
+			return "--" + name
+		}
+	}
+	if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
+		for _, e := range ev.GetEnvVars() {
+			if v, ok := os.LookupEnv(e); ok {
+				return fmt.Sprintf("%s=%s", e, v)
+			}
+		}
+	}
+	return "--" + name
+}
+
+// buildVersion is the version set at link time, or else what go build
+// recorded: the module version of go install …@v1.2.3, or the VCS
+// revision of a checkout (with +dirty for uncommitted changes).
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return rev[:min(len(rev), 12)] + dirty
+}
