@@ -18,7 +18,7 @@ import (
 
 var syncCommand = &cli.Command{
 	Name:      "sync",
-	Usage:     "keep a JSONL snapshot of an endpoint, crash-safe and resumable",
+	Usage:     "keep a replica of an endpoint (a JSONL file, SQLite or PostgreSQL), crash-safe and resumable",
 	ArgsUsage: "URL",
 	Description: `Keeps FILE (--out) a JSON Lines copy of the endpoint's table, sorted by key,
 with FILE.checkpoint holding the cursor. Without --follow it resumes from the
