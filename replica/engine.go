@@ -336,6 +336,9 @@ func (e *Engine) apply(r *follow.Record) error {
 	switch op {
 	case state.OpNone:
 		return follow.Unchanged
+	case state.OpSeen:
+		// Nothing to write, but the resync's backlog is still coming.
+		return nil
 	case state.OpInsert:
 		e.stats.Inserts++
 	case state.OpUpdate:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -361,5 +363,59 @@ func TestFile_CrashBetweenSnapshotAndCheckpoint(t *testing.T) {
 	}
 	if got := snapshot(t, out); got != lines(numbered(4)...) || e.Cursor() != "4" {
 		t.Fatalf("snapshot %q cursor %s", got, e.Cursor())
+	}
+}
+
+// A resync whose backlog is the same records as the replica holds, sent
+// slowly, is still arriving: nothing is swept while it trickles in.
+func TestEngine_SlowUnchangedResyncSweepsNothing(t *testing.T) {
+	recs := numbered(30)
+	srv := finite(t, recs...)
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := snapshot(t, out)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i, rec := range recs {
+			if i >= 5 {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(60 * time.Millisecond):
+				}
+			}
+			fmt.Fprintln(w, rec)
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	e, err := syncOnce(t, slow.URL+"/", out, func(c *Config) {
+		c.Resync, c.MaxDelete = true, 1
+		c.Follow.ResyncQuiet = 300 * time.Millisecond
+	})
+	if err != nil || e.Stats().Deletes != 0 || snapshot(t, out) != full {
+		t.Fatalf("err %v, stats %+v:\n%s", err, e.Stats(), snapshot(t, out))
+	}
+}
+
+// The mass-deletion guard weighs a sweep against the table as it was
+// before the resync: a new data set as large as the old cannot wipe it.
+func TestEngine_MassDeleteGuardCountsTheOldTable(t *testing.T) {
+	old := finite(t, numbered(100)...)
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, old.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	var other []string
+	for i := 101; i <= 200; i++ {
+		other = append(other, rec(i, i, ""))
+	}
+	replaced := finite(t, other...)
+	_, err := syncOnce(t, replaced.URL+"/", out, func(c *Config) { c.Resync = true })
+	var md *state.MassDeleteError
+	if !errors.As(err, &md) || md.Remove != 100 || md.Of != 100 {
+		t.Fatalf("err %v, want the guard", err)
 	}
 }

@@ -122,6 +122,9 @@ type Store struct {
 	tombs   int
 	rows    map[string]*row
 	pending int // rows with changes to write
+	// liveAtBegin is the table's size when a resync began: what the
+	// mass-deletion guard protects.
+	liveAtBegin int
 
 	// fresh: the table was empty when opened, so only keys in written can
 	// be in it.
@@ -352,7 +355,7 @@ func (s *Store) decide(r *row, rec *follow.Record) state.Op {
 				return state.OpNone
 			}
 		} else if same {
-			return state.OpNone
+			return state.OpSeen
 		}
 	}
 	wasLive, existed := r.live, r.exists
@@ -407,6 +410,7 @@ func (s *Store) BeginResync() error {
 	}
 	s.gen++
 	s.resync = true
+	s.liveAtBegin = s.live
 	return nil
 }
 
@@ -426,8 +430,8 @@ func (s *Store) EndResync(maxDelete float64, removed func(state.Removed) error) 
 	if err != nil {
 		return 0, s.wrap(err)
 	}
-	if s.live >= state.MassDeleteMinimum && float64(n) > maxDelete*float64(s.live) {
-		return 0, &state.MassDeleteError{Remove: n, Of: s.live, Limit: maxDelete}
+	if s.liveAtBegin >= state.MassDeleteMinimum && float64(n) > maxDelete*float64(s.liveAtBegin) {
+		return 0, &state.MassDeleteError{Remove: n, Of: s.liveAtBegin, Limit: maxDelete}
 	}
 	n, err = s.db.sweep(ctx, s.gen, func(key, ord []byte) error {
 		if removed == nil {

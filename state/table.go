@@ -31,10 +31,13 @@ const (
 	OpUpdate              // a live key's record replaced
 	OpDelete              // a live key removed by a tombstone
 	OpTombstone           // a tombstone for a key not live here: reported, nothing to remove
+	// OpSeen: nothing changed, but a resync saw the key for the first
+	// time: evidence that its backlog is still arriving.
+	OpSeen
 )
 
 func (o Op) String() string {
-	return [...]string{"none", "insert", "update", "delete", "tombstone"}[o]
+	return [...]string{"none", "insert", "update", "delete", "tombstone", "seen"}[o]
 }
 
 // Table is an in-memory replica. Records live in large append-only slabs,
@@ -55,6 +58,9 @@ type Table struct {
 	slabBytes int64
 	gen       uint32
 	resyncing bool
+	// liveAtBegin is the table's size when the resync began: what the
+	// mass-deletion guard protects, whatever the resync added since.
+	liveAtBegin int
 
 	// byKey caches the live entries in key order between snapshots: an
 	// update keeps a key's entry, so only inserts and deletes spoil it.
@@ -238,7 +244,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 			return OpNone
 		}
 	} else if t.same(e, r) {
-		return OpNone
+		return OpSeen
 	}
 	wasLive := !e.dead()
 	if wasLive == r.Deleted {
@@ -502,6 +508,7 @@ func (t *Table) BeginResync() {
 	defer t.mu.Unlock()
 	t.gen++
 	t.resyncing = true
+	t.liveAtBegin = t.live
 }
 
 // Resyncing reports whether a resync has begun and not ended.
@@ -545,8 +552,8 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 			doomed = append(doomed, uint32(i))
 		}
 	}
-	if t.live >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.live) {
-		return nil, &MassDeleteError{Remove: len(doomed), Of: t.live, Limit: maxDelete}
+	if t.liveAtBegin >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.liveAtBegin) {
+		return nil, &MassDeleteError{Remove: len(doomed), Of: t.liveAtBegin, Limit: maxDelete}
 	}
 	for _, i := range doomed {
 		e := t.entries.at(uint32(i))
