@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -353,7 +356,7 @@ func TestFile_CrashBetweenSnapshotAndCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The commit's first half: the snapshot replaced, its checkpoint not.
-	if _, err := store.table.ReplaceSnapshot(out, state.ModeShared, store.intend); err != nil {
+	if _, err := store.table.ReplaceSnapshot(out, state.ModeShared, func(next state.SnapshotID) error { return store.intend(next, "4") }); err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
@@ -417,5 +420,62 @@ func TestEngine_MassDeleteGuardCountsTheOldTable(t *testing.T) {
 	var md *state.MassDeleteError
 	if !errors.As(err, &md) || md.Remove != 100 || md.Of != 100 {
 		t.Fatalf("err %v, want the guard", err)
+	}
+}
+
+// The same crash in a resync that moved the cursor back: the next run
+// resumes from the resync's cursor, not the old, higher one, and misses
+// nothing the endpoint adds.
+func TestFile_CrashInAResyncThatMovedTheCursorBack(t *testing.T) {
+	var mu sync.Mutex
+	table := numbered(10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		since, _ := strconv.Atoi(path.Base(r.URL.Path))
+		mu.Lock()
+		defer mu.Unlock()
+		for i, line := range table {
+			if i+1 >= since {
+				fmt.Fprintln(w, line)
+			}
+		}
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "s.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := OpenFile(ctx, out, FileOptions{Perm: state.ModeShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{EndpointID: follow.EndpointID(srv.URL + "/"), Endpoint: srv.URL + "/"}
+	if _, _, err := store.Open(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint was reset to records 1 to 5: the resync applies them,
+	// sweeps 6 to 10, and crashes between its two renames.
+	tb := store.Table()
+	tb.BeginResync()
+	for _, line := range numbered(5) {
+		r, _ := follow.ParseRecord([]byte(line), follow.DecoderOptions{})
+		tb.Apply(&r)
+	}
+	if _, err := tb.EndResync(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.table.ReplaceSnapshot(out, state.ModeShared, func(next state.SnapshotID) error { return store.intend(next, "5") }); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	mu.Lock()
+	table = append(numbered(5), rec(6, 6, `,"new":1`), rec(7, 7, `,"new":1`))
+	mu.Unlock()
+	e, err := syncOnce(t, srv.URL+"/", out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshot(t, out), lines(table...); got != want || e.Cursor() != "7" {
+		t.Fatalf("cursor %s, snapshot\n%s\nwant\n%s", e.Cursor(), got, want)
 	}
 }

@@ -187,11 +187,23 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 		return nil, "", &BindingError{Path: s.path, Have: state.SnapshotID{Size: st.Size(), Records: -1}, Was: cp.Snapshot}
 	}
 	s.cp, s.snap = cp, cp.Snapshot
-	if s.haveSnap && !st.ModTime().Equal(cp.Snapshot.ModTime) {
+	next := cp.Next != (state.SnapshotID{}) && st.Size() == cp.Next.Size
+	if s.haveSnap && (next || !st.ModTime().Equal(cp.Snapshot.ModTime)) {
 		// Touched since it was written (edited, restored, or only
-		// touched): check it whole now rather than trust it.
+		// touched), or perhaps the next one: check it whole now rather
+		// than trust it.
 		if err := s.load(cp); err != nil {
 			return nil, "", err
+		}
+		if cp.Next != (state.SnapshotID{}) && s.snap.Same(cp.Next) && !s.snap.Same(cp.Snapshot) {
+			// A commit a crash cut short between its two renames: the
+			// snapshot is the next one, and goes with the cursor that
+			// commit was writing (after a resync, lower than the old).
+			adopted := *cp
+			adopted.Snapshot, adopted.Next = cp.Next, state.SnapshotID{}
+			adopted.Cursor, adopted.CursorKeys = cp.NextCursor, nil
+			s.cp = &adopted
+			return &adopted, "", nil
 		}
 	}
 	return cp, "", nil
@@ -220,8 +232,8 @@ func (s *File) load(cp *state.Checkpoint) error {
 		}
 		return nil
 	}
-	// A snapshot a crash left in place before its checkpoint was written is
-	// ahead of the cursor, which is safe: replaying from it converges.
+	// A snapshot a crash left in place before its checkpoint was written
+	// is the checkpoint's next one (Open adopts that commit's cursor).
 	if !id.Same(cp.Snapshot) && (cp.Next == state.SnapshotID{} || !id.Same(cp.Next)) {
 		return &BindingError{Path: s.path, Have: id, Was: cp.Snapshot}
 	}
@@ -283,7 +295,7 @@ func (t fileTable) ForgetTombstones(below follow.Order) int { return t.s.table.F
 // checkpoint that binds it, each replaced atomically.
 func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) error {
 	if (changed || s.mustWrite) && s.loaded {
-		id, err := s.table.ReplaceSnapshot(s.path, s.opts.Perm, s.intend)
+		id, err := s.table.ReplaceSnapshot(s.path, s.opts.Perm, func(next state.SnapshotID) error { return s.intend(next, cp.Cursor) })
 		if err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
@@ -304,12 +316,12 @@ func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) err
 // the one it binds, so that a crash between the two renames leaves a pair
 // the next run accepts. Without a checkpoint there is nothing to bind: a
 // snapshot left alone is reconciled by a resync.
-func (s *File) intend(next state.SnapshotID) error {
+func (s *File) intend(next state.SnapshotID, cursor follow.Order) error {
 	if s.onDisk == nil {
 		return nil
 	}
 	intent := *s.onDisk
-	intent.Next = next
+	intent.Next, intent.NextCursor = next, cursor
 	if err := state.WriteCheckpoint(state.CheckpointPath(s.path), s.opts.Perm, &intent); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}

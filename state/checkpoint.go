@@ -34,10 +34,12 @@ type Checkpoint struct {
 	CursorKeys []follow.CursorKey // the keys applied at Cursor, with digests
 	Snapshot   SnapshotID         // the snapshot this checkpoint goes with (KindSync)
 	// Next is the snapshot that was about to replace Snapshot when this
-	// checkpoint was written: a crash between the two leaves it in place
-	// with this checkpoint, which is safe (the cursor is behind it, and
-	// replaying from there converges). Zero when none was.
+	// checkpoint was written, and NextCursor the cursor that goes with it:
+	// a crash between the two renames leaves Next in place with this
+	// checkpoint, and the next run resumes from NextCursor (after a
+	// resync it may be below Cursor). Zero when none was.
 	Next          SnapshotID
+	NextCursor    follow.Order
 	CaughtUpAt    time.Time
 	LastContactAt time.Time
 }
@@ -77,6 +79,7 @@ type checkpointFile struct {
 	Records       int             `json:"records"`
 	Snapshot      *snapshotFile   `json:"snapshot,omitempty"`
 	Next          *snapshotFile   `json:"next_snapshot,omitempty"`
+	NextCursor    json.RawMessage `json:"next_cursor,omitempty"`
 	CaughtUpAt    *time.Time      `json:"caught_up_at"`
 	LastContactAt *time.Time      `json:"last_contact_at"`
 	// Version 1: keys only. Version 2: [key, "digest"] pairs.
@@ -138,6 +141,10 @@ func EncodeCheckpoint(w io.Writer, c *Checkpoint) error {
 		cf.Snapshot.Records = 0 // the top-level "records", read by older versions too
 		if c.Next != (SnapshotID{}) {
 			cf.Next = c.Next.file()
+			cf.NextCursor = json.RawMessage("null")
+			if c.NextCursor != "" {
+				cf.NextCursor = json.RawMessage(c.NextCursor)
+			}
 		}
 	}
 	if c.Cursor != "" {
@@ -151,13 +158,18 @@ func EncodeCheckpoint(w io.Writer, c *Checkpoint) error {
 		t := c.LastContactAt.UTC()
 		cf.LastContactAt = &t
 	}
-	head, err := json.MarshalIndent(cf, "", "  ")
-	if err != nil {
+	// Not json.Marshal: it would escape & < > in a cursor, which must stay
+	// the exact JSON text received.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cf); err != nil {
 		return err
 	}
 	// The keys can number millions after a bulk update: write them without
 	// building a second copy, one per line.
-	head = bytes.TrimSuffix(head, []byte("null\n}"))
+	head := bytes.TrimSuffix(buf.Bytes(), []byte("null\n}\n"))
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
@@ -177,7 +189,7 @@ func EncodeCheckpoint(w io.Writer, c *Checkpoint) error {
 			return err
 		}
 	}
-	_, err = io.WriteString(w, "\n  ]\n}\n")
+	_, err := io.WriteString(w, "\n  ]\n}\n")
 	return err
 }
 
@@ -220,6 +232,12 @@ func DecodeCheckpoint(b []byte, path string) (*Checkpoint, error) {
 	c.Snapshot.Records = cf.Records
 	if c.Next, err = cf.Next.id(); err != nil {
 		return nil, &DamagedError{path, err.Error()}
+	}
+	if cur := bytes.TrimSpace(cf.NextCursor); len(cur) > 0 && string(cur) != "null" {
+		if !isScalarKey(cur) {
+			return nil, &DamagedError{path, fmt.Sprintf("next cursor %s is not a number or string", cur)}
+		}
+		c.NextCursor = follow.Order(cur)
 	}
 	if cur := bytes.TrimSpace(cf.Cursor); len(cur) > 0 && string(cur) != "null" {
 		if !isScalarKey(cur) {

@@ -323,3 +323,17 @@ func TestSnapshot_LoadThenSweep(t *testing.T) {
 		t.Fatalf("after an insert:\n%s", got)
 	}
 }
+
+// A cursor is kept as the exact JSON text received: & < > stay as they are.
+func TestCheckpoint_CursorKeptExactly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c")
+	cur := follow.Order(`"2026-11-26T00:00:00Z&x<y>"`)
+	if err := WriteCheckpoint(path, ModeShared, &Checkpoint{Kind: KindTail, Cursor: cur, CursorKeys: []follow.CursorKey{{Key: `"a&b"`, Digest: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got, err := ReadCheckpoint(path)
+	if err != nil || got.Cursor != cur || !strings.Contains(string(b), string(cur)) || got.CursorKeys[0].Key != `"a&b"` {
+		t.Fatalf("err %v cursor %s:\n%s", err, got.Cursor, b)
+	}
+}
