@@ -128,7 +128,8 @@ type Decoder struct {
 
 	// Set when a bad record's rest must be thrown away before going on.
 	skipping bool
-	skipLine bool
+	resuming bool   // skipping with resume, not bound
+	resume   resume // where to go on after a bad value
 	bound    boundary
 	names    [3]string
 }
@@ -181,7 +182,9 @@ func (d *Decoder) Next() bool {
 		}
 		if d.buf[d.pos] != '{' {
 			d.bad(d.pos, "expected a JSON object, found "+quoteChar(d.buf[d.pos]))
-			d.skipping, d.skipLine = true, true
+			// An array is skipped whole; anything else up to the next '{'.
+			d.resume = resume{from: d.base + int64(d.pos), anyBrace: d.buf[d.pos] != '['}
+			d.skipping, d.resuming = true, true
 			return false
 		}
 		ok, again := d.object()
@@ -215,12 +218,11 @@ func (d *Decoder) object() (ok, again bool) {
 		var se *syntaxError
 		errors.As(err, &se)
 		d.bad(start, fmt.Sprintf("%s at byte %d", se.msg, d.base+int64(start+se.off)))
-		// Go on after the bad object when its end can be found before the
-		// line's: with back-to-back framing the next object may follow on
-		// the same line. Past a newline nothing of it can be trusted.
+		// With back-to-back framing the next object may follow on the same
+		// line: go on after the bad one (see resume).
+		d.resume = resume{from: d.base + int64(start+se.off)}
 		d.pos = start
-		d.bound = boundary{stopAtNewline: true}
-		d.skipping, d.skipLine = true, false
+		d.skipping, d.resuming = true, true
 		return false, false
 	}
 	d.pos = start + n
@@ -336,7 +338,7 @@ func (d *Decoder) findEnd(start int) bool {
 			d.pos = start
 			d.bad(start, fmt.Sprintf("record is over the %d-byte limit", d.opts.MaxRecordSize))
 			// Throw the rest of this object away as it arrives, never holding it.
-			d.skipping, d.skipLine = true, false
+			d.skipping, d.resuming = true, false
 			d.base += int64(d.end)
 			d.pos, d.end = 0, 0
 			return false
@@ -374,13 +376,11 @@ func (d *Decoder) bad(start int, reason string) bool {
 func (d *Decoder) skip() bool {
 	for {
 		b := d.buf[d.pos:d.end]
-		if d.skipLine {
-			for i, c := range b {
-				if c == '\n' {
-					d.pos += i + 1
-					d.skipping = false
-					return true
-				}
+		if d.resuming {
+			if done, n := d.resume.scan(b, d.base+int64(d.pos)); done {
+				d.pos += n
+				d.skipping = false
+				return true
 			}
 		} else if done, n := d.bound.scan(b); done {
 			d.pos += n
@@ -439,8 +439,39 @@ type boundary struct {
 	depth int
 	inStr bool
 	esc   bool
+}
 
-	stopAtNewline bool // a newline ends the value too (skipping a bad one)
+// resume finds where decoding can go on after a bad value: after the
+// value, if its nesting closes; at a '{' that follows a '}' or ']' (or,
+// after a bad scalar, any '{'), which starts the next object of a
+// back-to-back stream; or after the end of the line. Past the point of the
+// error, string quoting cannot be trusted, so a '{' counts wherever it is.
+type resume struct {
+	bound    boundary // the bad value's nesting, from its first byte
+	from     int64    // the stream offset of the error: a '{' counts from here
+	prev     byte     // the last byte other than whitespace from there
+	anyBrace bool     // the bad value is a scalar: any '{' starts the next object
+}
+
+// scan consumes b, which starts at stream offset off, and reports whether
+// decoding can go on, and after how many bytes of b.
+func (r *resume) scan(b []byte, off int64) (bool, int) {
+	for i, c := range b {
+		counts := off+int64(i) >= r.from
+		switch {
+		case c == '\n':
+			return true, i + 1
+		case counts && c == '{' && (r.anyBrace || r.prev == '}' || r.prev == ']'):
+			return true, i
+		}
+		if done, _ := r.bound.scan(b[i : i+1]); done && !r.anyBrace {
+			return true, i + 1
+		}
+		if counts && !isSpace(c) {
+			r.prev = c
+		}
+	}
+	return false, len(b)
 }
 
 // scan consumes b and reports whether the outermost value closed, and if so
@@ -448,8 +479,6 @@ type boundary struct {
 func (s *boundary) scan(b []byte) (bool, int) {
 	for i, c := range b {
 		switch {
-		case c == '\n' && s.stopAtNewline:
-			return true, i + 1
 		case s.inStr:
 			switch {
 			case s.esc:

@@ -3,6 +3,7 @@ package follow
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -248,30 +249,63 @@ func TestDecoder_Offset(t *testing.T) {
 	}
 }
 
-// With back-to-back framing, a bad object hides nothing after it on its
-// line: decoding goes on at the next object, and each bad one is counted.
-func TestDecoder_BadObjectMidLine(t *testing.T) {
-	in := `{"id":1,"updated_at":1}{"id":2,"updated_at":2,"up":tru}{"id":3,"updated_at":3}{"id":4,"updated_at":4,"s":"}{"}` + "\n" +
-		`{"id":5,"updated_at":5,"x":"unterminated}{"id":6,"updated_at":6}` + "\n" + `{"id":7,"updated_at":7}`
-	for _, rm := range readMakers {
-		t.Run(rm.name, func(t *testing.T) {
-			d := NewDecoder(rm.fn(strings.NewReader(in)), DecoderOptions{})
-			var keys []string
-			bad := 0
-			for {
-				for d.Next() {
-					keys = append(keys, string(d.Record().Key))
+// With back-to-back framing, a bad value hides nothing after it on its
+// line, nor, with no newlines at all, the rest of the stream: decoding goes
+// on at the next object, and each bad value is counted once.
+func TestDecoder_BadValueMidLine(t *testing.T) {
+	r := func(id int) string { return fmt.Sprintf(`{"id":%d,"updated_at":%d}`, id, id) }
+	for _, tt := range []struct {
+		name, bad string
+		bads      int
+	}{
+		{"a bad literal", `{"id":2,"updated_at":2,"up":tru}`, 1},
+		{"an array", `[1,2]`, 1},
+		{"an array of objects", `[{"updated_at":3},{"x":{"y":1}}]`, 1},
+		{"garbage", `garbage`, 1},
+		{"a string", `"a string"`, 1},
+		{"a number", `42`, 1},
+		{"one brace too many", r(2) + `}`, 1},
+		{"a bracket left open", `{"id":2,"updated_at":2,"x":[1,2}`, 1},
+		{"a nested object after the error", `{"id":2,"updated_at":2,"x":tru,"y":{"a":1}}`, 1},
+		{"a record that is not one", `{"updated_at":2}`, 1},
+	} {
+		for _, sep := range []string{"", " ", "\n"} {
+			in := r(1) + sep + tt.bad + sep + r(3) + sep + r(4) + sep
+			t.Run(tt.name+fmt.Sprintf("/%q", sep), func(t *testing.T) {
+				for _, rm := range readMakers {
+					keys, bad, err := decodeKeys(rm.fn(strings.NewReader(in)))
+					want := "1,3,4"
+					if tt.name == "one brace too many" {
+						want = "1,2,3,4"
+					}
+					if keys != want || bad != tt.bads || err != nil {
+						t.Fatalf("%s: %q: keys %s, %d bad, err %v; want %s and %d bad", rm.name, in, keys, bad, err, want, tt.bads)
+					}
 				}
-				var be *BadRecordError
-				if !errors.As(d.Err(), &be) {
-					break
-				}
-				bad++
-			}
-			if got := strings.Join(keys, ","); got != "1,3,4,7" || bad != 2 || d.Err() != nil {
-				t.Fatalf("keys %s, %d bad, err %v; want 1,3,4,7 and 2 bad", got, bad, d.Err())
-			}
-		})
+			})
+		}
+	}
+	// An unterminated string eats what follows it up to the next object
+	// boundary it can see: record 3 is inside it, record 4 is not.
+	in := r(1) + `{"id":2,"updated_at":2,"x":"unterminated}` + r(3) + r(4)
+	if keys, bad, err := decodeKeys(strings.NewReader(in)); keys != "1,4" || bad != 1 || err != nil {
+		t.Fatalf("keys %s, %d bad, err %v", keys, bad, err)
+	}
+}
+
+func decodeKeys(r io.Reader) (string, int, error) {
+	d := NewDecoder(r, DecoderOptions{})
+	var keys []string
+	bad := 0
+	for {
+		for d.Next() {
+			keys = append(keys, string(d.Record().Key))
+		}
+		var be *BadRecordError
+		if !errors.As(d.Err(), &be) {
+			return strings.Join(keys, ","), bad, d.Err()
+		}
+		bad++
 	}
 }
 
