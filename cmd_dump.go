@@ -179,6 +179,10 @@ func checkAge(cp *state.Checkpoint, maxAge time.Duration, none string) error {
 // dumpFile loads a snapshot. Field names not given as flags come from its
 // checkpoint, which knows the ones sync used.
 func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*state.Table, error) {
+	path, err := state.ResolveFile(path)
+	if err != nil {
+		return nil, err
+	}
 	t, cp, err := replica.ReadFile(path, func(cp *state.Checkpoint) follow.DecoderOptions {
 		if cp != nil {
 			for _, f := range []struct {

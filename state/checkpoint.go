@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"time"
 
@@ -206,7 +205,7 @@ func (e *DamagedError) Error() string {
 // ReadCheckpoint reads the checkpoint at path. A missing file is
 // fs.ErrNotExist; one that cannot be read is a *DamagedError.
 func ReadCheckpoint(path string) (*Checkpoint, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}

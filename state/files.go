@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -94,6 +95,17 @@ func missingFolder(err error, dir string) error {
 // notRegular is the error for a file lockstep will not write: a symbolic
 // link (planted by another user, perhaps, to make lockstep overwrite its
 // target), a folder, a pipe or a device.
+// readFile reads the regular file at path, refusing a link or anything
+// else planted there (a FIFO would hang the read).
+func readFile(path string) ([]byte, error) {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
 func notRegular(path string, m fs.FileMode) error {
 	switch {
 	case m&fs.ModeSymlink != 0:
@@ -107,7 +119,9 @@ func notRegular(path string, m fs.FileMode) error {
 // openNoFollow opens path with flag and O_NOFOLLOW, and refuses anything
 // but a regular file. A new file gets perm less the umask.
 func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW, perm)
+	// O_NONBLOCK: a FIFO planted there must not hang the open; it is then
+	// refused as not a regular file.
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK, perm)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, notRegular(path, fs.ModeSymlink)
 	}

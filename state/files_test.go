@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,5 +336,47 @@ func TestCheckpoint_CursorKeptExactly(t *testing.T) {
 	got, err := ReadCheckpoint(path)
 	if err != nil || got.Cursor != cur || !strings.Contains(string(b), string(cur)) || got.CursorKeys[0].Key != `"a&b"` {
 		t.Fatalf("err %v cursor %s:\n%s", err, got.Cursor, b)
+	}
+}
+
+// Files planted where lockstep reads or locks are refused, never waited on
+// or written through: a FIFO at the checkpoint or snapshot, a hard link at
+// the lock.
+func TestPlantedFiles(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "s.jsonl")
+	if err := syscall.Mkfifo(CheckpointPath(snap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(snap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := ReadCheckpoint(CheckpointPath(snap)); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("checkpoint FIFO: %v", err)
+		}
+		if _, err := NewTable().ReadSnapshot(snap, follow.DecoderOptions{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("snapshot FIFO: %v", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO hung")
+	}
+
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("precious\n"), 0o644)
+	other := filepath.Join(dir, "h.jsonl")
+	if err := os.Link(victim, LockPath(other)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLock(other); err == nil || !strings.Contains(err.Error(), "hard links") {
+		t.Fatalf("lock through a hard link: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Fatalf("the linked file now holds %q", b)
 	}
 }

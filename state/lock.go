@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +41,14 @@ func lock(ctx context.Context, snapshot string, wait bool) (*Lock, error) {
 	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, ModeShared)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
+	}
+	// The pid is written into the lock file: a hard link planted there
+	// would have another file overwritten.
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			f.Close()
+			return nil, fmt.Errorf("lock: %s has %d hard links: lockstep does not write through links (another user may have planted one); remove it", path, st.Nlink)
+		}
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)

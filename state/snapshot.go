@@ -89,7 +89,7 @@ func (e *SnapshotError) Error() string {
 // the file read, to compare with the checkpoint's. On error t holds an
 // unspecified part of the file. A missing file is fs.ErrNotExist.
 func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (SnapshotID, error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return SnapshotID{}, err
 	}
