@@ -374,7 +374,7 @@ func TestSync_SecondRunFailsAtOnce(t *testing.T) {
 	}
 	began := time.Now()
 	r := lockstep(t, "sync", url+"/", "--out", out)
-	if r.code != 1 || !strings.Contains(r.stderr, "another lockstep sync") || !strings.Contains(r.stderr, "--wait") || time.Since(began) > 5*time.Second {
+	if r.code != 1 || !strings.Contains(r.stderr, "another lockstep process") || !strings.Contains(r.stderr, "--wait") || time.Since(began) > 5*time.Second {
 		t.Fatalf("second sync: exit %d after %s: %s", r.code, time.Since(began), r.stderr)
 	}
 	// --wait waits for the lock instead; SIGINT makes the follower write

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -91,6 +92,47 @@ func newEndpoint(rawURL, sinceParam, user string, header http.Header, redact []s
 func (e *endpoint) show(u string) string {
 	head, _, rest := splitUserinfo(u)
 	return joinUserinfo(head, e.userinfo, redactParams(rest, e.redact))
+}
+
+// scrub hides in text from the endpoint (an error page, a bad record's
+// snippet) every credential the request carried: an endpoint that echoes
+// its request must not put them in lockstep's output.
+func (e *endpoint) scrub(text string) string {
+	var secrets []string
+	if e.hasAuth {
+		secrets = append(secrets, e.pass, base64.StdEncoding.EncodeToString([]byte(e.user+":"+e.pass)))
+		if e.pass == "" {
+			secrets = append(secrets, e.user)
+		}
+	}
+	for name, values := range e.header {
+		if SecretName(name, e.redact...) {
+			for _, v := range values {
+				secrets = append(secrets, v)
+				if _, token, ok := strings.Cut(v, " "); ok {
+					secrets = append(secrets, token)
+				}
+			}
+		}
+	}
+	if _, query, ok := strings.Cut(e.raw, "?"); ok {
+		for _, p := range strings.Split(query, "&") {
+			name, value, _ := strings.Cut(p, "=")
+			if n, err := url.QueryUnescape(name); err == nil && SecretName(n, e.redact...) {
+				secrets = append(secrets, value)
+				if v, err := url.QueryUnescape(value); err == nil {
+					secrets = append(secrets, v)
+				}
+			}
+		}
+	}
+	for _, s := range secrets {
+		// Shorter than 4 bytes, a "secret" would mask ordinary text.
+		if len(s) >= 4 {
+			text = strings.ReplaceAll(text, s, "***")
+		}
+	}
+	return text
 }
 
 // url builds the request URL for a cursor (PROTOCOL 2).
@@ -194,12 +236,14 @@ func splitUserinfo(raw string) (head, userinfo, rest string) {
 	if j := strings.LastIndex(after[:end], "@"); j >= 0 {
 		at = j
 	}
-	if end < len(after) {
+	if end < len(after) && after[end] == '/' {
+		// Base64 passwords hold '/', '=' and '+': the segment runs to the
+		// next '/', '?' or '#', and what follows its '@' must be a host.
 		seg := after[end+1:]
-		if j := strings.IndexAny(seg, "/=&"); j >= 0 {
+		if j := strings.IndexAny(seg, "/?#"); j >= 0 {
 			seg = seg[:j]
 		}
-		if j := strings.LastIndex(seg, "@"); j > 0 {
+		if j := strings.LastIndex(seg, "@"); j > 0 && hostLike(after[end+1+j+1:]) {
 			at = end + 1 + j
 		}
 	}
@@ -443,4 +487,22 @@ func (t *locationCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &RedirectError{Location: Redact(loc, t.e.redact...), Reason: "the Location does not parse"}
 	}
 	return resp, nil
+}
+
+// hostLike reports whether s starts with a host (and port), as in
+// "db.example.com:5432/…" or "[::1]".
+func hostLike(s string) bool {
+	end := strings.IndexAny(s, "/?#")
+	if end < 0 {
+		end = len(s)
+	}
+	if end == 0 {
+		return false
+	}
+	for _, c := range s[:end] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_:[]%~", c)) {
+			return false
+		}
+	}
+	return true
 }

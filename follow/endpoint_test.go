@@ -95,6 +95,9 @@ func TestRedact(t *testing.T) {
 		{"https://u:a/b/c@host/x", "https://u:***@host/x"},
 		{"https://tok/en@host/x", "https://***@host/x"},
 		{"https://u:p@ss/w@host/", "https://u:***@host/"},
+		{"http://user:/G7x+Q==@host/t/", "http://user:***@host/t/"},
+		{"http://user:12/ab=cd&x@host/", "http://user:***@host/"},
+		{"http://h/a/b@c?d=e@f", "http://h/a/b@c?d=e@f"},
 		// An @ after the host that is not a password.
 		{"http://u:p%40x@h/s/@me", "http://u:***@h/s/@me"},
 		{"http://h/s/@me", "http://h/s/@me"},

@@ -242,3 +242,68 @@ func TestFollower_CursorMovesAfterApply(t *testing.T) {
 		t.Fatalf("err %v cursor %q, want 1", err, cur)
 	}
 }
+
+// The endpoint's identity tells apart the data sets that extra headers
+// select, and ignores secrets that rotate.
+func TestFollower_EndpointID(t *testing.T) {
+	id := func(url string, hdr ...string) string {
+		h := http.Header{}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			h.Add(hdr[i], hdr[i+1])
+		}
+		f, err := New(Config{URL: url, Header: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.EndpointID()
+	}
+	base := id("http://h/s/")
+	for _, tt := range []struct {
+		name string
+		got  string
+		same bool
+	}{
+		{"another query", id("http://h/s/?part=eu"), false},
+		{"a tenant header", id("http://h/s/", "X-Tenant", "eu"), false},
+		{"a password", id("http://u:p@h/s/"), true},
+		{"a token header", id("http://h/s/", "Authorization", "Bearer x"), true},
+	} {
+		if (tt.got == base) != tt.same {
+			t.Errorf("%s: same identity %v, want %v", tt.name, tt.got == base, tt.same)
+		}
+	}
+	if id("http://h/s/", "X-Tenant", "eu") == id("http://h/s/", "X-Tenant", "us") {
+		t.Error("X-Tenant eu and us share an identity")
+	}
+}
+
+// An endpoint that echoes its request in an error page or a bad record
+// does not get the credentials into lockstep's messages.
+func TestFollower_EchoedSecretsScrubbed(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request, status int) {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "%s %s %s %s\n", r.Header.Get("Authorization"), r.Header.Get("X-Api-Token"), r.URL.RawQuery, "{")
+	}
+	for _, status := range []int{401, 200} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { echo(w, r, status) }))
+		f, err := New(Config{URL: strings.Replace(srv.URL, "http://", "http://bob:hunter2pass@", 1) + "/?pwd=SECRETVALUE",
+			SinceParam: "since", Header: http.Header{"X-Api-Token": {"Bearer tok3nvalue"}}, RetryFor: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		err = f.Run(context.Background(), func(ev Event) error {
+			if ev.Err != nil {
+				seen = append(seen, ev.Err.Error())
+			}
+			return nil
+		})
+		srv.Close()
+		all := strings.Join(append(seen, fmt.Sprint(err)), "\n")
+		for _, secret := range []string{"hunter2pass", "Ym9iOmh1bnRlcjJwYXNz", "SECRETVALUE", "tok3nvalue"} {
+			if strings.Contains(all, secret) {
+				t.Errorf("status %d: %q in %s", status, secret, all)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -258,11 +259,27 @@ func New(cfg Config) (*Follower, error) {
 func (f *Follower) Endpoint() string { return f.ep.display }
 
 // EndpointID identifies the data set the endpoint serves: a digest of its
-// whole URL without the userinfo, so that ?part=eu and ?part=us differ
-// while a rotated password does not, and no secret is kept in clear.
-func (f *Follower) EndpointID() string { return EndpointID(f.ep.raw) }
+// whole URL without the userinfo and of the extra headers whose names do
+// not look secret, so that ?part=eu and ?part=us, or -H 'X-Tenant: eu'
+// and 'X-Tenant: us', differ while a rotated password or token does not,
+// and no secret is kept in clear.
+func (f *Follower) EndpointID() string {
+	var names []string
+	for name := range f.ep.header {
+		if !SecretName(name, f.cfg.Redact...) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	id := f.ep.raw
+	for _, name := range names {
+		id += "\x00" + name + ": " + strings.Join(f.ep.header[name], ", ")
+	}
+	return EndpointID(id)
+}
 
-// EndpointID is Follower.EndpointID for a URL whose userinfo is removed.
+// EndpointID is Follower.EndpointID for a URL whose userinfo is removed,
+// with no extra headers.
 func EndpointID(rawURL string) string {
 	sum := sha256.Sum256([]byte("lockstep endpoint\x00" + rawURL))
 	return "sha256:" + hex.EncodeToString(sum[:16])
@@ -378,8 +395,13 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 			failingSince = start
 		}
 		attempts++
-		if !f.cfg.Follow && (f.cfg.RetryFor < 0 || time.Since(failingSince)+delay > f.cfg.RetryFor) {
-			return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts, Err: err}
+		if !f.cfg.Follow {
+			// The last retry comes at the end of RetryFor, not before it.
+			left := f.cfg.RetryFor - time.Since(failingSince)
+			if f.cfg.RetryFor < 0 || left <= 0 {
+				return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts, Err: err}
+			}
+			delay = min(delay, left)
 		}
 		if err := h(Event{Kind: EventRetry, Err: err, Delay: delay}); err != nil {
 			return err
@@ -675,6 +697,10 @@ func (p *pass) checkOrder(rec *Record) error {
 
 func (p *pass) badRecord(err error) error {
 	p.bad++
+	var bad *BadRecordError
+	if errors.As(err, &bad) {
+		bad.Snippet = []byte(p.f.ep.scrub(string(bad.Snippet)))
+	}
 	if !p.f.cfg.SkipBadRecords {
 		return permanentError{err}
 	}
@@ -736,7 +762,7 @@ func (f *Follower) checkStatus(resp *http.Response, display string, cursor Order
 		return nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLen))
-	se := StatusError{URL: display, Code: resp.StatusCode, Status: resp.Status, Body: string(body)}
+	se := StatusError{URL: display, Code: resp.StatusCode, Status: resp.Status, Body: f.ep.scrub(string(body))}
 	switch resp.StatusCode {
 	case http.StatusGone:
 		if cursor == "" {

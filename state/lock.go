@@ -67,7 +67,7 @@ func lock(ctx context.Context, snapshot string, wait bool) (*Lock, error) {
 				}
 			}
 			f.Close()
-			return nil, fmt.Errorf("%w: another lockstep sync%s holds %s", ErrLocked, holder, path)
+			return nil, fmt.Errorf("%w: another lockstep process%s holds %s", ErrLocked, holder, path)
 		}
 		select {
 		case <-ctx.Done():
