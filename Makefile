@@ -8,13 +8,21 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o lockstep .
 
-# What CI runs: formatting, vet, every test under the race detector, and
-# each fuzz target for a few seconds.
+# Recipes run in bash with pipefail, so that a pipe keeps go test's status.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
+
+# The test command (CI runs it too): formatting, vet, and every test under
+# the race detector, each fuzz target on its seed corpus, with a line per
+# test taking 1s or more as it finishes (scripts/testfmt) and go test's
+# usual ok/FAIL lines. Under 2 minutes on a 2-core machine: the
+# process-level tests mostly wait on timeouts, so they run 16 at a time
+# (see e2e_test.go). The long variants are make crashtest and make fuzz.
+TESTFLAGS ?= -race -count=1 -parallel 16
 test:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
-	$(MAKE) fuzz FUZZTIME=3s
+	$(GO) test -json $(TESTFLAGS) ./... | $(GO) run ./scripts/testfmt -min 1s
 
 demo: build
 	bash scripts/demo.sh
@@ -25,16 +33,18 @@ bench: build
 	bash scripts/bench.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The kill -9 test of sync, 200 kills.
+# The kill -9 test of sync, 200 kills (make test does 30).
 crashtest:
 	LOCKSTEP_CRASH_KILLS=200 $(GO) test -count=1 -run 'TestSync_CrashAnywhere' -timeout 30m -v . 2>&1 | tail -5
 
+# Each fuzz target for FUZZTIME (CI: 3s each).
 FUZZTIME ?= 30s
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./follow ./state | grep '^Fuzz'); do \
-		pkg=./follow; $(GO) test -list "^$$t\$$" ./state | grep -q "^$$t" && pkg=./state; \
-		echo "fuzz $$pkg $$t for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	@for pkg in ./follow ./state; do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 install:
