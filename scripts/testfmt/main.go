@@ -79,7 +79,8 @@ func run(in io.Reader, out io.Writer, minDur time.Duration, module string) int {
 					}
 				}
 			}
-			if e.Output != "PASS\n" { // the "ok" line follows
+			// go test without -v prints neither; the "ok" line follows.
+			if e.Output != "PASS\n" && e.Output != "testing: warning: no tests to run\n" {
 				fmt.Fprint(w, e.Output)
 			}
 		case e.Test == "" && e.Action == "fail":

@@ -62,10 +62,14 @@ FAIL
 {"Action":"output","Package":"example.com/m","Output":"ok  \texample.com/m\t2.1s\n"}
 {"Action":"pass","Package":"example.com/m","Elapsed":2.1}
 {"Action":"output","Package":"example.com/m/b","Output":"?   \texample.com/m/b\t[no test files]\n"}
+{"Action":"output","Package":"example.com/m/c","Output":"testing: warning: no tests to run\n"}
+{"Action":"output","Package":"example.com/m/c","Output":"PASS\n"}
+{"Action":"output","Package":"example.com/m/c","Output":"ok  \texample.com/m/c\t0.005s [no tests to run]\n"}
 {"Action":"skip","Package":"example.com/m/b","Elapsed":0}
 `, time.Second, `--- PASS: TestSlow (2.00s)
 ok  	example.com/m	2.1s
 ?   	example.com/m/b	[no test files]
+ok  	example.com/m/c	0.005s [no tests to run]
 `, 0},
 		{"a test that never finished shows what it said before the FAIL line", `
 {"Action":"run","Package":"example.com/m","Test":"TestHang"}
