@@ -37,9 +37,13 @@ import (
 //     -parallel on a shared 2-core machine a sleep that is long enough
 //     alone is not long enough.
 //
-// In-process tests that call newApp (tail_test.go) stay serial: setting up
-// an app writes to the package-level commands (OnUsageError, urfave/cli's
-// help flag), so two at once race.
+// Two kinds stay serial (they run before the parallel ones start):
+//   - a test that keeps the CPU busy for seconds, such as
+//     TestHostileInput_BoundedMemory: it would starve the 500ms stall
+//     timeouts of the tests that wait (its own cases run side by side);
+//   - an in-process test that calls newApp (tail_test.go): setting up an
+//     app writes to the package-level commands (OnUsageError, urfave/cli's
+//     help flag), so two at once race.
 var binary string
 
 func TestMain(m *testing.M) {
