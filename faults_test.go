@@ -66,7 +66,7 @@ func faultCases() []faultCase {
 		{name: "410 after a checkpoint: resync", resume: func(srv *followtest.Server) {
 			srv.Append(`{"id":41,"updated_at":200,"deleted_at":null}`)
 			srv.Faults(followtest.Fault{Status: 410})
-		}, retry: true, msg: "full resync"},
+		}, args: []string{"--resync-quiet", "2s"}, retry: true, msg: "full resync"}, // not 30s: followtest sends the whole table at once
 		{name: "garbage bytes", faults: bad("\x00\x01garbage\n"), syncExit: 1, msg: `bad record at byte`},
 		{name: "invalid UTF-8 in a string", faults: bad("{\"id\":77,\"updated_at\":1,\"s\":\"\xff\xfe\"}\n"), syncExit: 1, msg: "invalid UTF-8"},
 		{name: "record over --max-record-size", faults: bad(`{"id":78,"updated_at":1,"pad":"` + strings.Repeat("x", 3000) + "\"}\n"), args: []string{"--max-record-size", "1KiB"}, syncExit: 1, msg: "over the 1024-byte limit"},
