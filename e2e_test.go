@@ -22,10 +22,11 @@ import (
 
 // The tests in this file run the real binary, as a user would.
 //
-// The process-level tests (here, faults_test.go, crash_test.go,
-// disk_test.go, hostile_test.go) spend most of their time waiting on
-// timeouts and retries, so they run side by side (make test passes
-// -parallel 16). A new one stays parallel-safe if it:
+// The process-level tests (here and in faults_test.go, crash_test.go,
+// disk_test.go, db_e2e_test.go, replica_e2e_test.go, security_test.go and
+// part of ops_test.go) spend most of their time waiting on timeouts and
+// retries, so they run side by side (make test passes -parallel 16). A new
+// one stays parallel-safe if it:
 //   - calls t.Parallel() first, and t.Parallel() in each subtest that runs
 //     a process (collect per-case results under a mutex, report them in
 //     t.Cleanup);
@@ -41,9 +42,9 @@ import (
 //   - a test that keeps the CPU busy for seconds, such as
 //     TestHostileInput_BoundedMemory: it would starve the 500ms stall
 //     timeouts of the tests that wait (its own cases run side by side);
-//   - an in-process test that calls newApp (tail_test.go): setting up an
-//     app writes to the package-level commands (OnUsageError, urfave/cli's
-//     help flag), so two at once race.
+//   - an in-process test that calls newApp (tail_test.go, check_test.go,
+//     ops_test.go's runApp): setting up an app writes to the package-level
+//     commands (OnUsageError, urfave/cli's help flag), so two at once race.
 var binary string
 
 func TestMain(m *testing.M) {
