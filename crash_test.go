@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -29,6 +31,7 @@ import (
 // table exactly. LOCKSTEP_CRASH_KILLS sets the number of kills (make
 // crashtest: 200).
 func TestSync_CrashAnywhere(t *testing.T) {
+	t.Parallel()
 	out := filepath.Join(t.TempDir(), "replica.jsonl")
 	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readFileReplica(t, i, out) }, func(t *testing.T) string {
 		return readFile(t, out)
@@ -37,6 +40,7 @@ func TestSync_CrashAnywhere(t *testing.T) {
 
 // The same, with the replica in SQLite and in PostgreSQL.
 func TestSync_CrashAnywhereSQLite(t *testing.T) {
+	t.Parallel()
 	out := "sqlite:" + filepath.Join(t.TempDir(), "replica.db")
 	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readDBReplica(t, i, out) }, func(t *testing.T) string {
 		return lockstep(t, "dump", out).stdout
@@ -44,6 +48,7 @@ func TestSync_CrashAnywhereSQLite(t *testing.T) {
 }
 
 func TestSync_CrashAnywherePostgres(t *testing.T) {
+	t.Parallel()
 	out := postgresDSN(t) + "&table=crash"
 	crashAnywhere(t, out, func(t *testing.T, i int) (map[int]int, int, bool) { return readDBReplica(t, i, out) }, func(t *testing.T) string {
 		return lockstep(t, "dump", out).stdout
@@ -81,6 +86,7 @@ func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map
 
 	stop := make(chan struct{})
 	changed := make(chan struct{})
+	last := initial[len(initial)-1] // the last line written, once changed is closed
 	wr := rand.New(rand.NewPCG(rng.Uint64(), 9))
 	go func() {
 		defer close(changed)
@@ -100,15 +106,15 @@ func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map
 				order++
 				k := 1 + wr.IntN(400) // keys above 300 come and go
 				if wr.IntN(4) == 0 {
-					batch.WriteString(tomb(k, order))
+					last = tomb(k, order)
 					delete(truth, k)
 					hist.add(change{order, k, true})
 				} else {
-					l := line(k, order, fmt.Sprintf(`,"v":%d`, order))
-					batch.WriteString(l)
-					truth[k] = l
+					last = line(k, order, fmt.Sprintf(`,"v":%d`, order))
+					truth[k] = last
 					hist.add(change{order, k, false})
 				}
+				batch.WriteString(last)
 			}
 			f.WriteString(batch.String())
 		}
@@ -135,7 +141,7 @@ func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map
 	}
 	close(stop)
 	<-changed
-	time.Sleep(300 * time.Millisecond) // serve reads the file's tail
+	waitServed(t, url, last)
 
 	r := lockstep(t, "sync", url, "--out", out, "--idle", "300ms")
 	if r.code != 0 {
@@ -206,7 +212,8 @@ func readDBReplica(t *testing.T, i int, dsn string) (map[int]int, int, bool) {
 		addOrder(have, rec)
 		return nil
 	})
-	if err != nil && strings.Contains(err.Error(), "no lockstep table") {
+	if err != nil && (errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no lockstep table")) {
+		// Killed before it created the database (slow to start under load).
 		return nil, 0, false
 	}
 	if err != nil {

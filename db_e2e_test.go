@@ -11,6 +11,7 @@ import (
 // sync and dump on a database replica, as a user runs them: the same
 // output as a file, --max-age, and no password anywhere.
 func TestSyncDump_Database(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	outs := map[string]string{"sqlite": "sqlite:" + filepath.Join(dir, "servers.db")}
 	if dsn, err := maybePostgres(t); err == nil {

@@ -34,6 +34,7 @@ func bigRecords(n int, pad int) []string {
 // A full disk: sync fails clearly, the previous files stay as they were,
 // and no temp file is left; with room again, it converges.
 func TestSync_DiskFull(t *testing.T) {
+	t.Parallel()
 	dir := mountTmpfs(t, "2m")
 	out := filepath.Join(dir, "s.jsonl")
 	srv := followtest.NewUnstartedServer(bigRecords(100, 1000)...)
@@ -62,6 +63,7 @@ func TestSync_DiskFull(t *testing.T) {
 }
 
 func TestSync_ReadOnlyFolder(t *testing.T) {
+	t.Parallel()
 	dir := mountTmpfs(t, "4m")
 	out := filepath.Join(dir, "s.jsonl")
 	srv := followtest.NewUnstartedServer(bigRecords(10, 10)...)
@@ -89,6 +91,7 @@ func TestSync_ReadOnlyFolder(t *testing.T) {
 // The folder disappears under a running sync --follow: it stops with a
 // clear error rather than carry on with nowhere to write.
 func TestSync_FolderDisappears(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "replica")
 	os.Mkdir(dir, 0o755)
 	out := filepath.Join(dir, "s.jsonl")

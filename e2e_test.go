@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +16,35 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lockstep/lockstep/state"
 )
 
 // The tests in this file run the real binary, as a user would.
+//
+// The process-level tests (here and in faults_test.go, crash_test.go,
+// disk_test.go, db_e2e_test.go, replica_e2e_test.go, security_test.go and
+// part of ops_test.go) spend most of their time waiting on timeouts and
+// retries, so they run side by side (make test passes -parallel 16). A new
+// one stays parallel-safe if it:
+//   - calls t.Parallel() first, and t.Parallel() in each subtest that runs
+//     a process (collect per-case results under a mutex, report them in
+//     t.Cleanup);
+//   - keeps its files under t.TempDir() and starts its endpoints on port 0:
+//     serve(t, file) for `lockstep serve`, followtest.NewServer for faults;
+//   - runs the binary through lockstep(t, ...) or start(t, ...), giving a
+//     process its environment by cmd.Env, never t.Setenv or os.Setenv;
+//   - waits on a condition (waitUntil, waitServed), never for a while: under
+//     -parallel on a shared 2-core machine a sleep that is long enough
+//     alone is not long enough.
+//
+// Two kinds stay serial (they run before the parallel ones start):
+//   - a test that keeps the CPU busy for seconds, such as
+//     TestHostileInput_BoundedMemory: it would starve the 500ms stall
+//     timeouts of the tests that wait (its own cases run side by side);
+//   - an in-process test that calls newApp (tail_test.go, check_test.go,
+//     ops_test.go's runApp): setting up an app writes to the package-level
+//     commands (OnUsageError, urfave/cli's help flag), so two at once race.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -32,6 +60,13 @@ func TestMain(m *testing.M) {
 	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
+	}
+	if raceEnabled && !strings.Contains(os.Getenv("GORACE"), "atexit_sleep_ms") {
+		// A race-built process sleeps 1s before it exits, to let a
+		// report in progress finish; the tests start hundreds of them.
+		// Races are still reported as they happen, and still make the
+		// process exit 66.
+		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=100"))
 	}
 	code := m.Run()
 	stopPostgres()
@@ -110,6 +145,63 @@ func serve(t *testing.T, file string, args ...string) string {
 	return ""
 }
 
+// waitUntil polls cond until it holds, and fails the test after 20s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 20s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitServed waits until `lockstep serve` at url (as given to tail or sync,
+// ending in /) serves rec, a line just appended to its file: serve reads
+// the file's tail a moment after it is written. rec has the default field
+// names.
+func waitServed(t *testing.T, url, rec string) {
+	t.Helper()
+	var r struct {
+		Order json.RawMessage `json:"updated_at"`
+	}
+	if err := json.Unmarshal([]byte(rec), &r); err != nil {
+		t.Fatalf("waitServed: %v", err)
+	}
+	want := strings.TrimSpace(rec)
+	waitUntil(t, "the endpoint to serve "+want, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", url+"?since="+string(r.Order), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+			if sc.Text() == want {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// holdsOpen tells whether process pid has file open (Linux).
+func holdsOpen(pid int, file string) bool {
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && target == file {
+			return true
+		}
+	}
+	return false
+}
+
 func writeFile(t *testing.T, path string, lines ...string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
@@ -136,6 +228,7 @@ func tomb(id, order any) string {
 }
 
 func TestServeTail_EndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(2, 20, `,"ip":"b"`), line(1, 10, `,"ip":"a"`), line(3, 9007199254740993), tomb(4, 30))
@@ -162,6 +255,7 @@ func TestServeTail_EndToEnd(t *testing.T) {
 }
 
 func TestTail_LiveChangesAndDeletions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 10), line(2, 11))
@@ -199,6 +293,7 @@ func TestTail_LiveChangesAndDeletions(t *testing.T) {
 
 // A cron job printing each change once across runs.
 func TestTail_CheckpointAcrossRuns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, cp := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "cursor")
 	writeFile(t, src, line(1, 10), line(2, 11), line(3, 11))
@@ -217,7 +312,7 @@ func TestTail_CheckpointAcrossRuns(t *testing.T) {
 		t.Fatalf("second run printed again: %q", got)
 	}
 	appendFile(t, src, line(4, 11), line(1, 12))
-	time.Sleep(200 * time.Millisecond)
+	waitServed(t, url+"/", line(1, 12))
 	if got := run(); got != line(4, 11)+line(1, 12) {
 		t.Fatalf("third run %q", got)
 	}
@@ -230,6 +325,7 @@ func TestTail_CheckpointAcrossRuns(t *testing.T) {
 
 // lockstep tail URL | head -1: exit 0, at once, without a word.
 func TestTail_ReaderGoneExitsZero(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 10), line(2, 11))
@@ -254,6 +350,7 @@ func TestTail_ReaderGoneExitsZero(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 1))
@@ -289,6 +386,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 10), line(2, 20))
@@ -312,6 +410,7 @@ func readFile(t *testing.T, path string) string {
 }
 
 func TestSyncDump_EndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "servers.jsonl")
 	writeFile(t, src, line(2, 20), line(1, 10), line(`"b"`, 5), tomb(9, 30))
@@ -324,7 +423,7 @@ func TestSyncDump_EndToEnd(t *testing.T) {
 		t.Fatalf("snapshot:\n%s\nwant:\n%s", got, want)
 	}
 	appendFile(t, src, tomb(1, 31), line(3, 32))
-	time.Sleep(200 * time.Millisecond)
+	waitServed(t, url+"/servers/", line(3, 32))
 	r = lockstep(t, "sync", url+"/servers/", "--out", out, "--idle", "300ms")
 	if got, want := readFile(t, out), line(2, 20)+line(3, 32)+line(`"b"`, 5); got != want || !strings.Contains(r.stderr, "+1 ~0 -1") {
 		t.Fatalf("after changes:\n%s\nwant:\n%s\nstderr %s", got, want, r.stderr)
@@ -357,6 +456,7 @@ func TestSyncDump_EndToEnd(t *testing.T) {
 }
 
 func TestSync_SecondRunFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "s.jsonl")
 	writeFile(t, src, line(1, 1))
@@ -380,7 +480,7 @@ func TestSync_SecondRunFailsAtOnce(t *testing.T) {
 	// --wait waits for the lock instead; SIGINT makes the follower write
 	// what it applied, exit 0 and release it.
 	waiter, _, waitErr := start(t, "sync", "--wait", url+"/", "--out", out)
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, "sync --wait to open the lock file", func() bool { return holdsOpen(waiter.Process.Pid, state.LockPath(out)) })
 	first.Process.Signal(os.Interrupt)
 	if err := first.Wait(); err != nil {
 		t.Fatalf("sync --follow after SIGINT: %v", err)
@@ -398,6 +498,7 @@ func TestSync_SecondRunFailsAtOnce(t *testing.T) {
 }
 
 func TestSync_ResyncAndMassDeleteGuard(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "s.jsonl")
 	var lines []string
@@ -428,6 +529,7 @@ func TestSync_ResyncAndMassDeleteGuard(t *testing.T) {
 }
 
 func TestSync_DamagedSnapshotRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "s.jsonl")
 	writeFile(t, src, line(1, 1), line(2, 2), line(3, 3))
@@ -451,6 +553,7 @@ func TestSync_DamagedSnapshotRefused(t *testing.T) {
 
 // Credentials never reach any output or file.
 func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out, cp := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "s.jsonl"), filepath.Join(dir, "cursor")
 	writeFile(t, src, line(1, 1))
@@ -502,6 +605,7 @@ func (l *lines) String() string {
 
 // Other field names, end to end; dump FILE takes them from the checkpoint.
 func TestCustomFieldNames(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "r.jsonl")
 	writeFile(t, src, `{"k":"b","v":"2024-01-02","gone":null}`+"\n", `{"k":"a","v":"2024-01-01"}`+"\n", `{"k":"c","v":"2024-01-03","gone":"2024-01-03"}`+"\n")

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func faultCases() []faultCase {
 		{name: "410 after a checkpoint: resync", resume: func(srv *followtest.Server) {
 			srv.Append(`{"id":41,"updated_at":200,"deleted_at":null}`)
 			srv.Faults(followtest.Fault{Status: 410})
-		}, retry: true, msg: "full resync"},
+		}, args: []string{"--resync-quiet", "2s"}, retry: true, msg: "full resync"}, // not 30s: followtest sends the whole table at once
 		{name: "garbage bytes", faults: bad("\x00\x01garbage\n"), syncExit: 1, msg: `bad record at byte`},
 		{name: "invalid UTF-8 in a string", faults: bad("{\"id\":77,\"updated_at\":1,\"s\":\"\xff\xfe\"}\n"), syncExit: 1, msg: "invalid UTF-8"},
 		{name: "record over --max-record-size", faults: bad(`{"id":78,"updated_at":1,"pad":"` + strings.Repeat("x", 3000) + "\"}\n"), args: []string{"--max-record-size", "1KiB"}, syncExit: 1, msg: "over the 1024-byte limit"},
@@ -84,16 +86,26 @@ func faultCases() []faultCase {
 	}
 }
 
+// Each case has its own server and folder, and runs in parallel with the
+// others; the table is logged, in the cases' order, once all have finished.
 func TestFaultMatrix(t *testing.T) {
-	var table []string
-	table = append(table, "| fault | tail | sync | requests |", "|---|---|---|---|")
-	for _, fc := range faultCases() {
+	t.Parallel()
+	cases := faultCases()
+	var mu sync.Mutex
+	rows := make([]string, len(cases))
+	t.Cleanup(func() {
+		table := append([]string{"| fault | tail | sync | requests |", "|---|---|---|---|"}, slices.DeleteFunc(rows, func(r string) bool { return r == "" })...)
+		t.Log("fault matrix:\n" + strings.Join(table, "\n"))
+	})
+	for i, fc := range cases {
 		t.Run(regexp.MustCompile(`\W+`).ReplaceAllString(fc.name, "_"), func(t *testing.T) {
+			t.Parallel()
 			tailOut, syncOut, reqs := runFault(t, fc)
-			table = append(table, fmt.Sprintf("| %s | %s | %s | %d |", fc.name, tailOut, syncOut, reqs))
+			mu.Lock()
+			rows[i] = fmt.Sprintf("| %s | %s | %s | %d |", fc.name, tailOut, syncOut, reqs)
+			mu.Unlock()
 		})
 	}
-	t.Log("fault matrix:\n" + strings.Join(table, "\n"))
 }
 
 func outcome(code int, stderr string) string {
@@ -247,6 +259,7 @@ func contains(list []string, s string) bool {
 // Random combinations of transient faults, one connection after another:
 // sync always converges.
 func TestFaultMatrix_RandomCombinations(t *testing.T) {
+	t.Parallel()
 	transient := []followtest.Fault{
 		{After: 5, Drop: true},
 		{After: 2, DropBytes: 11},
@@ -259,30 +272,34 @@ func TestFaultMatrix_RandomCombinations(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	for round := range 4 {
-		srv := followtest.NewUnstartedServer(faultRecords()...)
-		srv.Gzip = round%2 == 1
-		srv.Heartbeat = 100 * time.Millisecond
-		srv.Start()
 		var picked []followtest.Fault
 		for range 3 {
 			picked = append(picked, transient[rng.IntN(len(transient))])
 		}
-		srv.Faults(picked...)
-		out := filepath.Join(t.TempDir(), "r.jsonl")
-		r := lockstep(t, "sync", "--out", out, "--idle", "1s", "--stall-timeout", "500ms", "--retry-for", "30s", srv.URL+"/s/")
-		if r.code != 0 {
-			t.Fatalf("round %d (%+v): exit %d %s", round, picked, r.code, r.stderr)
-		}
-		if got, want := readFile(t, out), strings.Join(srv.Table(), "\n")+"\n"; got != want {
-			t.Fatalf("round %d: snapshot differs:\n%s", round, diffLines(got, want))
-		}
-		srv.Close()
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			t.Parallel()
+			srv := followtest.NewUnstartedServer(faultRecords()...)
+			srv.Gzip = round%2 == 1
+			srv.Heartbeat = 100 * time.Millisecond
+			srv.Start()
+			defer srv.Close()
+			srv.Faults(picked...)
+			out := filepath.Join(t.TempDir(), "r.jsonl")
+			r := lockstep(t, "sync", "--out", out, "--idle", "1s", "--stall-timeout", "500ms", "--retry-for", "30s", srv.URL+"/s/")
+			if r.code != 0 {
+				t.Fatalf("round %d (%+v): exit %d %s", round, picked, r.code, r.stderr)
+			}
+			if got, want := readFile(t, out), strings.Join(srv.Table(), "\n")+"\n"; got != want {
+				t.Fatalf("round %d: snapshot differs:\n%s", round, diffLines(got, want))
+			}
+		})
 	}
 }
 
 // A key that a resync does not send again is printed by tail as a
 // tombstone it infers, and said so on stderr.
 func TestTail_ResyncInfersTombstones(t *testing.T) {
+	t.Parallel()
 	srv := followtest.NewUnstartedServer(faultRecords()[:5]...)
 	srv.Heartbeat = 50 * time.Millisecond
 	srv.Start()
@@ -324,6 +341,7 @@ func TestTail_ResyncInfersTombstones(t *testing.T) {
 
 // --insecure works and says so, every run; --private makes files 0600.
 func TestInsecureAndPrivate(t *testing.T) {
+	t.Parallel()
 	srv := followtest.NewUnstartedServer(faultRecords()[:3]...)
 	srv.Finite = true
 	srv.StartTLS()

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,10 @@ import (
 
 // Hostile endpoints: lockstep fails clearly or keeps going, in bounded
 // memory. Peak memory is the process's maximum resident set size.
+//
+// Not parallel with the other tests: its inputs keep both cores busy for
+// seconds, which would starve the fault matrix's 500ms stall timeouts.
+// Its inputs run side by side, before the parallel tests start.
 func TestHostileInput_BoundedMemory(t *testing.T) {
 	const big = 64 << 20
 	tests := []struct {
@@ -43,36 +49,47 @@ func TestHostileInput_BoundedMemory(t *testing.T) {
 			}
 		}, nil, 250, "", 0},
 	}
-	var report []string
-	for _, tt := range tests {
-		srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			w := bufio.NewWriterSize(rw, 1<<20)
-			tt.write(w)
-			w.Flush()
-		}))
-		start := time.Now()
-		cmd := exec.Command(binary, append([]string{"tail", "--once", "--idle", "10s", srv.URL + "/"}, tt.args...)...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		cmd.Run()
-		srv.Close()
-		if code := cmd.ProcessState.ExitCode(); code != tt.exit {
-			t.Fatalf("%s: exit %d, want %d: %s", tt.name, code, tt.exit, stderr.String())
-		}
-		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss >> 10
-		limit := tt.maxMB
-		if raceEnabled {
-			limit *= 3
-		}
-		if peak > limit {
-			t.Errorf("%s: peak %d MB, want at most %d MB", tt.name, peak, limit)
-		}
-		if !strings.Contains(stderr.String(), tt.stderr) {
-			t.Errorf("%s: stderr %q does not say %q", tt.name, stderr.String(), tt.stderr)
-		}
-		report = append(report, fmt.Sprintf("| %s | %d MB | %.1f s |", tt.name, peak, time.Since(start).Seconds()))
+	// Each input in parallel; the report is logged in this order once all
+	// have finished.
+	var mu sync.Mutex
+	report := make([]string, len(tests))
+	t.Cleanup(func() {
+		report = slices.DeleteFunc(report, func(r string) bool { return r == "" })
+		t.Log("hostile input, lockstep tail --once:\n| input | peak memory | time |\n|---|---|---|\n" + strings.Join(report, "\n"))
+	})
+	for i, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				w := bufio.NewWriterSize(rw, 1<<20)
+				tt.write(w)
+				w.Flush()
+			}))
+			start := time.Now()
+			cmd := exec.Command(binary, append([]string{"tail", "--once", "--idle", "10s", srv.URL + "/"}, tt.args...)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			cmd.Run()
+			srv.Close()
+			if code := cmd.ProcessState.ExitCode(); code != tt.exit {
+				t.Fatalf("%s: exit %d, want %d: %s", tt.name, code, tt.exit, stderr.String())
+			}
+			peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss >> 10
+			limit := tt.maxMB
+			if raceEnabled {
+				limit *= 3
+			}
+			if peak > limit {
+				t.Errorf("%s: peak %d MB, want at most %d MB", tt.name, peak, limit)
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("%s: stderr %q does not say %q", tt.name, stderr.String(), tt.stderr)
+			}
+			mu.Lock()
+			report[i] = fmt.Sprintf("| %s | %d MB | %.1f s |", tt.name, peak, time.Since(start).Seconds())
+			mu.Unlock()
+		})
 	}
-	t.Log("hostile input, lockstep tail --once:\n| input | peak memory | time |\n|---|---|---|\n" + strings.Join(report, "\n"))
 }
 
 func repeat(w *bufio.Writer, c byte, n int) {

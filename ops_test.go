@@ -87,6 +87,7 @@ func golden(t *testing.T, path, got string) {
 
 // The messages a new user met, as they read now: testdata/messages/NAME.
 func TestMessages_Golden(t *testing.T) {
+	t.Parallel()
 	src := finiteServer([]byte(line(1, 10) + line(2, 20)))
 	defer src.Close()
 	one := finiteServer([]byte(line(1, 10)))

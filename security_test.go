@@ -14,6 +14,7 @@ import (
 // URL parsing, a token as the user name, secret query names beyond the
 // obvious ones, names added with --redact, malformed -H values.
 func TestSecretsNeverShown_Gaps(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 1))
@@ -52,6 +53,7 @@ func TestSecretsNeverShown_Gaps(t *testing.T) {
 // Files another user could plant, symlinked and odd --out paths, temp
 // files a crash left, through the binary.
 func TestSync_FileSafety(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 1))
@@ -154,6 +156,7 @@ func TestSync_FileSafety(t *testing.T) {
 // New files get 0666 less the umask; existing files keep their mode;
 // --private makes them 0600, existing ones too.
 func TestSync_Permissions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.jsonl")
 	writeFile(t, src, line(1, 1))
