@@ -18,12 +18,16 @@ build:
 # usual ok/FAIL lines. Under 2 minutes on a 2-core machine: the
 # process-level tests mostly wait on timeouts, so they run 16 at a time
 # (see e2e_test.go). The long variants are make crashtest and make fuzz.
+# The PostgreSQL tests start a throwaway cluster of their own; where
+# initdb is missing, scripts/postgres.sh installs Debian's postgresql
+# package (as root), or says loudly that those tests will be skipped.
 TESTFLAGS ?= -race -count=1 -parallel 16
 # vet builds what the tests build (on a cold cache that is 17 s less).
 VETFLAGS ?= -race
 test:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet $(VETFLAGS) ./...
+	bash scripts/postgres.sh
 	$(GO) test -json $(TESTFLAGS) ./... | $(GO) run ./scripts/testfmt -min 1s
 
 demo: build

@@ -121,7 +121,7 @@ func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map
 	}()
 
 	for i := range kills {
-		cmd := exec.Command(binary, "sync", "--follow", url, "--out", out, "--flush-interval", "20ms", "--idle", "50ms")
+		cmd := exec.Command(binary, "sync", "--follow", url, "--out", out, "--flush-interval", "20ms", "--idle", "50ms", "--resync-quiet", "1s")
 		var stderr lines
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -143,7 +143,7 @@ func crashAnywhere(t *testing.T, out string, read func(t *testing.T, i int) (map
 	<-changed
 	waitServed(t, url, last)
 
-	r := lockstep(t, "sync", url, "--out", out, "--idle", "300ms")
+	r := lockstep(t, "sync", url, "--out", out, "--idle", "300ms", "--resync-quiet", "1s")
 	if r.code != 0 {
 		t.Fatalf("final sync: %d %s", r.code, r.stderr)
 	}
