@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -119,18 +118,7 @@ func TestCheck(t *testing.T) {
 				t.Errorf("exit %d, want %d; stderr: %s\n%s", code, tt.code, errOut.String(), out.String())
 			}
 			got := maskCheck(out.String(), strings.TrimSuffix(url, "/servers/"))
-			golden := filepath.Join("testdata", "check", tt.name+".golden")
-			if *update {
-				os.MkdirAll(filepath.Dir(golden), 0o755)
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("report differs from %s (go test -run TestCheck -update to accept):\n%s", golden, got)
-			}
+			golden(t, filepath.Join("testdata", "check", tt.name+".golden"), got)
 		})
 	}
 }

@@ -326,16 +326,7 @@ func (d *pgDB) each(ctx context.Context, fn func([]byte) error) ([]byte, error) 
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rec []byte
-		if err := rows.Scan(&rec); err != nil {
-			return nil, err
-		}
-		if err := fn(rec); err != nil {
-			return nil, err
-		}
-	}
-	return []byte(cp), rows.Err()
+	return []byte(cp), eachRecord(rows, fn)
 }
 
 // connectionLost reports errors after which the connection is gone but the

@@ -312,16 +312,7 @@ func (d *sqliteDB) each(ctx context.Context, fn func([]byte) error) ([]byte, err
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rec []byte
-		if err := rows.Scan(&rec); err != nil {
-			return nil, err
-		}
-		if err := fn(rec); err != nil {
-			return nil, err
-		}
-	}
-	return cp, rows.Err()
+	return cp, eachRecord(rows, fn)
 }
 
 // onlyTable is the one lockstep table in the SQLite database at path.

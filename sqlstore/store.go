@@ -551,3 +551,22 @@ func sortGone[T any](rows []T, keys func(T) (sortKey, key []byte)) {
 		return bytes.Compare(ka, kb)
 	})
 }
+
+// eachRecord calls fn with the one column of each row: database/sql's rows
+// and pgx's both.
+func eachRecord(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, fn func([]byte) error) error {
+	for rows.Next() {
+		var rec []byte
+		if err := rows.Scan(&rec); err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
