@@ -55,3 +55,11 @@ show "$bin dump --fields id,ip,port --format csv $work/replica.jsonl | head -4"
 say "the replica equals the endpoint"
 show "$bin dump $url | diff - $work/replica.jsonl"
 "$bin" dump "$url" | diff - "$work/replica.jsonl" && echo "identical: $(wc -l <"$work/replica.jsonl") records"
+
+say "the same replica in SQLite, queried with SQL"
+run "$bin" sync "$url" --out "sqlite:$work/servers.db"
+show "$bin dump sqlite:$work/servers.db | diff - $work/replica.jsonl"
+"$bin" dump "sqlite:$work/servers.db" | diff - "$work/replica.jsonl" && echo "identical: $(wc -l <"$work/replica.jsonl") records"
+if command -v sqlite3 >/dev/null; then
+	run sqlite3 "$work/servers.db" "select key, record->>'ip' from servers where record->>'port' > 9000"
+fi
