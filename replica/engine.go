@@ -291,7 +291,7 @@ func (e *Engine) handle(ev follow.Event) error {
 			e.notify(Notice{Kind: NoticeReconnected, Count: e.failures, Delay: e.contact.Sub(e.failingSince)})
 			e.failures = 0
 		}
-		e.forgetTombstones()
+		return e.forgetTombstones()
 	case follow.EventRecord:
 		return e.apply(ev.Record)
 	case follow.EventBatch:
@@ -447,11 +447,12 @@ func InferredTombstone(f follow.DecoderOptions, key, order []byte) follow.Record
 // once they outnumber both the live records and 10,000, those below the
 // cursor just asked for, which can no longer matter (the follower drops
 // anything below it), are dropped.
-func (e *Engine) forgetTombstones() {
+func (e *Engine) forgetTombstones() error {
 	if e.f.Resyncing() || e.table.Tombstones() <= max(10_000, e.table.Len()) {
-		return
+		return nil
 	}
-	e.table.ForgetTombstones(e.Cursor())
+	_, err := e.table.ForgetTombstones(e.Cursor())
+	return err
 }
 
 // maybeCommit commits if something changed and a commit is due.

@@ -289,7 +289,9 @@ func (t fileTable) Len() int {
 
 func (t fileTable) Tombstones() int { return t.s.table.Tombstones() }
 
-func (t fileTable) ForgetTombstones(below follow.Order) int { return t.s.table.ForgetTombstones(below) }
+func (t fileTable) ForgetTombstones(below follow.Order) (int, error) {
+	return t.s.table.ForgetTombstones(below), nil
+}
 
 // Commit implements Store: the snapshot (when the table changed), then the
 // checkpoint that binds it, each replaced atomically.

@@ -16,7 +16,10 @@ type Table interface {
 	// BeginResync starts a mark and sweep: every key applied from now on
 	// is marked.
 	BeginResync() error
-	// EndResync removes every live key not marked since BeginResync, unless
+	// EndResync removes every live key not marked since BeginResync, and
+	// forgets every tombstone not marked since (an endpoint restored from a
+	// backup may send those keys again, below the order they were deleted
+	// at), unless
 	// that would remove more than maxDelete (0 to 1) of a table of at least
 	// state.MassDeleteMinimum records: then it removes nothing and returns
 	// a *state.MassDeleteError. It calls removed (if not nil) for each key
@@ -25,9 +28,10 @@ type Table interface {
 	// Len is the number of live records.
 	Len() int
 	// Tombstones is the number of deleted keys remembered, and
-	// ForgetTombstones forgets those below an order value.
+	// ForgetTombstones forgets those below an order value, returning how
+	// many it forgot.
 	Tombstones() int
-	ForgetTombstones(below follow.Order) int
+	ForgetTombstones(below follow.Order) (int, error)
 }
 
 // Identity is what a store's checkpoint must have been written for.
@@ -79,6 +83,10 @@ type memory struct{ *state.Table }
 func (m memory) Apply(r *follow.Record) (state.Op, error) { return m.Table.Apply(r), nil }
 
 func (m memory) BeginResync() error { m.Table.BeginResync(); return nil }
+
+func (m memory) ForgetTombstones(below follow.Order) (int, error) {
+	return m.Table.ForgetTombstones(below), nil
+}
 
 func (m memory) EndResync(maxDelete float64, each func(state.Removed) error) (int, error) {
 	return endResync(m.Table, maxDelete, each)

@@ -299,6 +299,11 @@ func (d *pgDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte) er
 	return len(removed), nil
 }
 
+func (d *pgDB) forgetUnmarked(ctx context.Context, gen int64) (int, error) {
+	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE mark <> $1`, gen)
+	return int(tag.RowsAffected()), err
+}
+
 func (d *pgDB) forget(ctx context.Context, below []byte) (int, error) {
 	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort < $1`, below)
 	return int(tag.RowsAffected()), err

@@ -294,6 +294,15 @@ func (d *sqliteDB) forget(ctx context.Context, below []byte) (int, error) {
 	return int(n), err
 }
 
+func (d *sqliteDB) forgetUnmarked(ctx context.Context, gen int64) (int, error) {
+	res, err := d.q().ExecContext(ctx, `DELETE FROM `+d.tomb+` WHERE mark <> ?`, gen)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func (d *sqliteDB) each(ctx context.Context, fn func([]byte) error) ([]byte, error) {
 	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

@@ -90,7 +90,10 @@ type db interface {
 	unmarked(ctx context.Context, gen int64) (int, error)
 	// sweep removes them, calling fn for each in key order.
 	sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error)
+	// forget removes the tombstones below an order (as a sort key), and
+	// forgetUnmarked those a resync for gen did not see.
 	forget(ctx context.Context, below []byte) (int, error)
+	forgetUnmarked(ctx context.Context, gen int64) (int, error)
 	// each calls fn with every live record in key order, in one read
 	// transaction with meta's checkpoint.
 	each(ctx context.Context, fn func(rec []byte) error) (cp []byte, err error)
@@ -443,6 +446,11 @@ func (s *Store) EndResync(maxDelete float64, removed func(state.Removed) error) 
 		return n, s.wrap(err)
 	}
 	s.live -= n
+	forgot, err := s.db.forgetUnmarked(ctx, s.gen)
+	if err != nil {
+		return n, s.wrap(err)
+	}
+	s.tombs -= forgot
 	s.resync = false
 	return n, nil
 }
@@ -454,17 +462,20 @@ func (s *Store) Len() int { return s.live }
 func (s *Store) Tombstones() int { return s.tombs }
 
 // ForgetTombstones implements replica.Table.
-func (s *Store) ForgetTombstones(below follow.Order) int {
+func (s *Store) ForgetTombstones(below follow.Order) (int, error) {
 	ctx := context.Background()
-	if s.tx(ctx) != nil || s.flush(ctx) != nil {
-		return 0
+	if err := s.tx(ctx); err != nil {
+		return 0, err
+	}
+	if err := s.flush(ctx); err != nil {
+		return 0, err
 	}
 	n, err := s.db.forget(ctx, follow.AppendSortKey(nil, []byte(below)))
 	if err != nil {
-		return 0
+		return 0, s.wrap(err)
 	}
 	s.tombs -= n
-	return n
+	return n, nil
 }
 
 // Commit implements replica.Store: the changes and the checkpoint, in one

@@ -536,7 +536,10 @@ var ErrNotResyncing = errors.New("state: no resync in progress")
 const MassDeleteMinimum = 100
 
 // EndResync removes every live key the resync did not send, and returns
-// their keys (JSON text) with their last order values. If that would remove
+// their keys (JSON text) with their last order values. It also forgets the
+// tombstones the resync did not send: a resync's cursor may move back (an
+// endpoint restored from a backup), and a key deleted above it may then be
+// sent again, live, below the order it was deleted at. If that would remove
 // more than maxDelete (a fraction, 0 to 1) of a table holding at least
 // MassDeleteMinimum records, nothing is removed, the resync stays open and
 // a *MassDeleteError is returned.
@@ -554,6 +557,11 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	}
 	if t.liveAtBegin >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.liveAtBegin) {
 		return nil, &MassDeleteError{Remove: len(doomed), Of: t.liveAtBegin, Limit: maxDelete}
+	}
+	for i := range t.entries.len() {
+		if e := t.entries.at(uint32(i)); e.dead() && !e.isFree() && e.gen() != t.gen {
+			t.remove(uint32(i))
+		}
 	}
 	for _, i := range doomed {
 		e := t.entries.at(uint32(i))

@@ -183,6 +183,23 @@ var cases = []struct {
 		e.mustSync(eu.URL+"/us/", func(c *replica.Config) { c.Resync = true })
 		e.want(rec(1, 1, ""))
 	}},
+	{"a resync forgets the tombstones it did not see", func(t *testing.T, e *env) {
+		// The endpoint is restored from a backup taken before key 2 was
+		// deleted at 10: the resync moves the cursor back to 1, and key 2,
+		// written again at 3, must not be taken for a stale update.
+		srv := finite(t, rec(1, 1, ""), rec(2, 2, ""))
+		e.mustSync(srv.URL+"/", nil)
+		srv.Append(tomb(2, 10))
+		e.mustSync(srv.URL+"/", nil)
+		e.want(rec(1, 1, ""))
+		backup := finite(t, rec(1, 1, ""))
+		if eng := e.mustSync(backup.URL+"/", func(c *replica.Config) { c.Resync = true }); eng.Cursor() != "1" {
+			t.Fatalf("cursor after the resync %s, want 1", eng.Cursor())
+		}
+		backup.Append(rec(2, 3, `,"v":"again"`))
+		e.mustSync(backup.URL+"/", nil)
+		e.want(rec(1, 1, ""), rec(2, 3, `,"v":"again"`))
+	}},
 	{"a resync marks unchanged records and keeps them", func(t *testing.T, e *env) {
 		srv := finite(t, numbered(5)...)
 		e.mustSync(srv.URL+"/", nil)
