@@ -336,7 +336,7 @@ func onlyTable(ctx context.Context, path string) (string, error) {
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `SELECT tbl FROM lockstep_meta ORDER BY tbl`)
 	if err != nil {
-		return "", fmt.Errorf("sqlite:%s: no lockstep table here (%v)", path, err)
+		return "", fmt.Errorf("no lockstep table here (%v)", err)
 	}
 	defer rows.Close()
 	var tables []string
@@ -347,9 +347,9 @@ func onlyTable(ctx context.Context, path string) (string, error) {
 	}
 	switch len(tables) {
 	case 0:
-		return "", fmt.Errorf("sqlite:%s: no lockstep table here", path)
+		return "", errors.New("no lockstep table here")
 	case 1:
 		return tables[0], nil
 	}
-	return "", fmt.Errorf("sqlite:%s holds the tables %s: say which with ?table=NAME", path, strings.Join(tables, ", "))
+	return "", fmt.Errorf("it holds the tables %s: say which with ?table=NAME", strings.Join(tables, ", "))
 }

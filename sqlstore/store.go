@@ -29,8 +29,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -114,8 +112,8 @@ type metaRow struct {
 // its Table.
 type Store struct {
 	db      db
-	name    string // for messages, credentials redacted
 	table   string
+	secret  string // the password, scrubbed from errors
 	fields  follow.DecoderOptions
 	opened  bool
 	inTx    bool
@@ -140,71 +138,32 @@ type Store struct {
 // keep memory flat whatever the table's size.
 const flushAt = 8192
 
-// tableName matches the identifiers a Store accepts as table names.
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,50}$`)
-
 // Open connects to the database named by dsn (sqlite:PATH[?table=T] or a
 // postgres:// URL with an optional table=T parameter) and takes its
 // writer's lock: a lock file beside a SQLite database, an advisory lock in
 // PostgreSQL. The table is created on first use.
 func Open(ctx context.Context, dsn string, endpoint string, opts Options) (*Store, error) {
-	table, rest, err := splitTable(dsn)
+	tg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	if table == "" {
-		table = defaultTable(endpoint)
+	if tg.table == "" {
+		tg.table = defaultTable(endpoint)
 	}
-	s := &Store{name: Redact(dsn), table: table, rows: map[string]*row{}}
-	switch {
-	case strings.HasPrefix(rest, "sqlite:"):
-		s.db, err = openSQLite(ctx, strings.TrimPrefix(rest, "sqlite:"), table, true)
-	default:
-		s.db, err = openPostgres(ctx, rest, table)
+	s := &Store{table: tg.table, secret: tg.secret, rows: map[string]*row{}}
+	if tg.sqlite != "" {
+		s.db, err = openSQLite(ctx, tg.sqlite, tg.table, true)
+	} else {
+		s.db, err = openPostgres(ctx, tg.postgres, tg.table)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.name, err)
+		return nil, scrubErr(err, s.secret)
 	}
 	if err := s.db.lock(ctx, opts.Wait); err != nil {
 		s.db.close()
-		return nil, err
+		return nil, scrubErr(err, s.secret)
 	}
 	return s, nil
-}
-
-// splitTable takes the table=T parameter out of a DSN.
-func splitTable(dsn string) (table, rest string, err error) {
-	base, query, ok := strings.Cut(dsn, "?")
-	if !ok {
-		return "", dsn, nil
-	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %v", Redact(dsn), err)
-	}
-	table = q.Get("table")
-	if table != "" && !tableName.MatchString(table) {
-		return "", "", fmt.Errorf("%s: table %q: want letters, digits and _ (at most 50)", Redact(dsn), table)
-	}
-	q.Del("table")
-	if len(q) == 0 {
-		return table, base, nil
-	}
-	return table, base + "?" + q.Encode(), nil
-}
-
-// defaultTable names the table after the endpoint's last path segment.
-func defaultTable(endpoint string) string {
-	if u, err := url.Parse(endpoint); err == nil {
-		segs := strings.Split(strings.Trim(u.Path, "/"), "/")
-		for i := len(segs) - 1; i >= 0; i-- {
-			t := regexp.MustCompile(`[^A-Za-z0-9_]+`).ReplaceAllString(segs[i], "_")
-			if tableName.MatchString(t) {
-				return t
-			}
-		}
-	}
-	return "records"
 }
 
 // Temporary marks errors a following engine may outlive by opening the
@@ -241,7 +200,7 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 	s.written = written{}
 	var cp *state.Checkpoint
 	if ok {
-		if cp, err = state.DecodeCheckpoint(m.cp, s.name+" lockstep_meta "+s.table); err != nil && !resync {
+		if cp, err = state.DecodeCheckpoint(m.cp, "lockstep_meta of table "+s.table); err != nil && !resync {
 			return nil, "", err
 		}
 	}
@@ -249,7 +208,7 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 		err := cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields)
 		var mm *state.MismatchError
 		if errors.As(err, &mm) && mm.What == "kind" || err != nil && !resync {
-			return nil, "", fmt.Errorf("%s table %s: %w", s.name, s.table, err)
+			return nil, "", fmt.Errorf("table %s: %w", s.table, err)
 		}
 	}
 	switch {
@@ -267,7 +226,7 @@ func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	err = fmt.Errorf("%s table %s: %w", s.name, s.table, err)
+	err = fmt.Errorf("table %s: %w", s.table, scrubErr(err, s.secret))
 	if connectionLost(err) {
 		return temporaryError{err}
 	}
@@ -516,38 +475,37 @@ func (s *Store) Close() error {
 // and returns its checkpoint (nil if it has none), both from one read
 // transaction: what dump prints. It takes no lock; writers go on.
 func Read(ctx context.Context, dsn string, fn func(rec []byte) error) (*state.Checkpoint, error) {
-	table, rest, err := splitTable(dsn)
+	tg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
+	table := tg.table
 	var d db
-	switch {
-	case strings.HasPrefix(rest, "sqlite:"):
-		path := strings.TrimPrefix(rest, "sqlite:")
+	if tg.sqlite != "" {
 		if table == "" {
-			if table, err = onlyTable(ctx, path); err != nil {
+			if table, err = onlyTable(ctx, tg.sqlite); err != nil {
 				return nil, err
 			}
 		}
-		d, err = openSQLite(ctx, path, table, false)
-	default:
+		d, err = openSQLite(ctx, tg.sqlite, table, false)
+	} else {
 		if table == "" {
-			return nil, fmt.Errorf("%s: which table? add ?table=NAME", Redact(dsn))
+			return nil, errors.New("which table? add ?table=NAME")
 		}
-		d, err = openPostgres(ctx, rest, table)
+		d, err = openPostgres(ctx, tg.postgres, table)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Redact(dsn), err)
+		return nil, scrubErr(err, tg.secret)
 	}
 	defer d.close()
 	raw, err := d.each(ctx, fn)
 	if err != nil {
-		return nil, fmt.Errorf("%s table %s: %w", Redact(dsn), table, err)
+		return nil, fmt.Errorf("table %s: %w", table, scrubErr(err, tg.secret))
 	}
 	if raw == nil {
 		return nil, nil
 	}
-	return state.DecodeCheckpoint(raw, Redact(dsn)+" lockstep_meta "+table)
+	return state.DecodeCheckpoint(raw, "lockstep_meta of table "+table)
 }
 
 // sortGone sorts swept rows as a snapshot is sorted: by sort key, then key

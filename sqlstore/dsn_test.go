@@ -1,0 +1,81 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestParseDSN(t *testing.T) {
+	for _, tc := range []struct {
+		dsn                     string
+		sqlite, postgres, table string
+		secret, err             string
+	}{
+		{dsn: "sqlite:servers.db", sqlite: "servers.db"},
+		{dsn: "sqlite:servers.db?table=Servers", sqlite: "servers.db", table: "servers"},
+		{dsn: "sqlite:servers.db?mode=ro", err: `unknown parameter "mode"`},
+		{dsn: "sqlite:", err: "wants a file"},
+		{dsn: "sqlite:x.db?table=lockstep_meta", err: "lockstep's own"},
+		{dsn: "sqlite:x.db?table=servers_tombstones", err: "lockstep's own"},
+		{dsn: "sqlite:x.db?table=1x", err: "not starting with a digit"},
+		{dsn: "postgres://app@db/ops?table=servers&sslmode=disable", postgres: "postgres://app@db/ops?sslmode=disable", table: "servers"},
+		// Passwords pasted raw: each reaches the driver escaped, whole.
+		{dsn: "postgres://app:s3cr?et@127.0.0.1:5432/ops?table=x", postgres: "postgres://app:s3cr%3Fet@127.0.0.1:5432/ops", table: "x", secret: "s3cr?et"},
+		{dsn: "postgres://app:p@ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
+		{dsn: "postgres://app:a/b+c=@db/ops", postgres: "postgres://app:a%2Fb+c=@db/ops", secret: "a/b+c="},
+		{dsn: "postgres://app:p%40ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
+		{dsn: "postgresql://app:pw@/ops?host=/run/pg", postgres: "postgresql://app:pw@/ops?host=%2Frun%2Fpg", secret: "pw"},
+		{dsn: "postgres://app:pw@[::1]:5432/ops", postgres: "postgres://app:pw@[::1]:5432/ops", secret: "pw"},
+	} {
+		got, err := parseDSN(tc.dsn)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.dsn, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.dsn, err)
+			continue
+		}
+		if got.sqlite != tc.sqlite || got.postgres != tc.postgres || got.table != tc.table || got.secret != tc.secret {
+			t.Errorf("%s: got %+v\nwant sqlite %q postgres %q table %q secret %q", tc.dsn, got, tc.sqlite, tc.postgres, tc.table, tc.secret)
+		}
+	}
+}
+
+func TestDefaultTable(t *testing.T) {
+	for endpoint, want := range map[string]string{
+		"http://h/servers/":                 "servers",
+		"http://h/v1/Servers?since={since}": "servers",
+		"http://h/servers/{since}":          "servers",
+		"http://h/x/lockstep_meta/":         "x",
+		"http://h/eu-west.routes/":          "eu_west_routes",
+		"http://h/":                         "records",
+		"http://h/servers_tombstones/":      "records",
+	} {
+		if got := defaultTable(endpoint); got != want {
+			t.Errorf("defaultTable(%s) = %s, want %s", endpoint, got, want)
+		}
+	}
+}
+
+// The driver's errors never carry the password, however it was written.
+func TestOpen_ErrorsHidePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://app:s3cr?et@127.0.0.1:1/ops?connect_timeout=1",
+		"postgres://app:p@ssw0rd@127.0.0.1:1/ops?connect_timeout=1",
+		"postgres://app:pa/ss#w@127.0.0.1:1/ops?connect_timeout=1",
+	} {
+		_, err := Open(context.Background(), dsn, "http://h/servers/", Options{})
+		if err == nil {
+			t.Fatalf("%s: opened", dsn)
+		}
+		for _, leak := range []string{"s3cr", "et@", "ssw0rd", "pa/ss", "ss#w", "%3F", "%40"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%s: error shows %q: %v", dsn, leak, err)
+			}
+		}
+	}
+}
