@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -244,24 +245,83 @@ func allNew(batch []*row) bool {
 }
 
 // jsonbSafe reports whether PostgreSQL's jsonb takes a valid JSON record:
-// it refuses \u0000 and lone surrogates, which JSON allows. Such a record
-// keeps its exact bytes in raw, and a NULL record.
+// it refuses \u0000, lone surrogates and numbers beyond its numeric type,
+// all of which JSON allows. Such a record keeps its exact bytes in raw, and
+// a NULL record: one odd record must not stop the replica.
 func jsonbSafe(b []byte) bool {
-	for i := 0; i+5 < len(b); i++ {
-		if b[i] != '\\' {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch {
+			case c == '"':
+				inString = false
+			case c == '\\' && i+5 < len(b) && b[i+1] == 'u':
+				switch h := hex4(b[i+2 : i+6]); {
+				case h == 0, h >= 0xdc00 && h < 0xe000:
+					return false
+				case h >= 0xd800 && h < 0xdc00:
+					if i+11 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
+						return false
+					}
+					if l := hex4(b[i+8 : i+12]); l < 0xdc00 || l >= 0xe000 {
+						return false
+					}
+					i += 6
+				}
+				i += 5
+			case c == '\\':
+				i++
+			}
 			continue
 		}
-		if b[i+1] != 'u' {
-			i++
-			continue
+		switch {
+		case c == '"':
+			inString = true
+		case c == '-' || c >= '0' && c <= '9':
+			j := i
+			for j < len(b) && strings.IndexByte("+-.eE0123456789", b[j]) >= 0 {
+				j++
+			}
+			if !numericSafe(b[i:j]) {
+				return false
+			}
+			i = j - 1
 		}
-		h := strings.ToLower(string(b[i+2 : i+6]))
-		if h == "0000" || h[0] == 'd' && h[1] >= '8' {
-			return false
-		}
-		i += 5
 	}
 	return true
+}
+
+// numericSafe reports whether PostgreSQL's numeric holds a JSON number: its
+// exponent must stay within ±1000, and its digits within a few thousand
+// (both well inside what numeric allows).
+func numericSafe(num []byte) bool {
+	if len(num) > 1000 {
+		return false
+	}
+	e := bytes.IndexAny(num, "eE")
+	if e < 0 {
+		return true
+	}
+	exp := bytes.TrimLeft(bytes.TrimLeft(num[e+1:], "+-"), "0")
+	return len(exp) < 4
+}
+
+// hex4 decodes the 4 hex digits of a \u escape (already validated).
+func hex4(h []byte) int {
+	n := 0
+	for _, c := range h {
+		n <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			n |= int(c - '0')
+		case c >= 'a' && c <= 'f':
+			n |= int(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			n |= int(c-'A') + 10
+		}
+	}
+	return n
 }
 
 func (d *pgDB) unmarked(ctx context.Context, gen int64) (n int, err error) {

@@ -90,6 +90,18 @@ func (e *env) want(recs ...string) {
 	}
 }
 
+// Odd are record fields that JSON allows and PostgreSQL's jsonb refuses
+// (all but the surrogate pair, which it takes), for key 1, 2, ….
+var Odd = []string{
+	`,"n":1e999999`,
+	`,"s":"\ud83d\ude00"`,
+	`,"s":"\u0000"`,
+	`,"s":"\udc00"`,
+	`,"n":-1E-99999`,
+	`,"s":"\ud83d","t":"x"`,
+	`,"n":1` + strings.Repeat("0", 2000),
+}
+
 func numbered(n int) []string {
 	var out []string
 	for i := 1; i <= n; i++ {
@@ -199,6 +211,19 @@ var cases = []struct {
 		backup.Append(rec(2, 3, `,"v":"again"`))
 		e.mustSync(backup.URL+"/", nil)
 		e.want(rec(1, 1, ""), rec(2, 3, `,"v":"again"`))
+	}},
+	{"records a database's JSON type refuses are kept byte for byte", func(t *testing.T, e *env) {
+		var first, second []string
+		for i, odd := range Odd {
+			first = append(first, rec(i+1, i+1, odd))
+			second = append(second, rec(i+1, 100+i, odd+`,"v":2`))
+		}
+		srv := finite(t, first...)
+		e.mustSync(srv.URL+"/", nil) // loaded as new rows
+		e.want(first...)
+		srv.Append(second...)
+		e.mustSync(srv.URL+"/", nil) // merged over old ones
+		e.want(second...)
 	}},
 	{"a resync marks unchanged records and keeps them", func(t *testing.T, e *env) {
 		srv := finite(t, numbered(5)...)
