@@ -142,6 +142,10 @@ type Engine struct {
 	contact    time.Time
 	keys       [][]byte // of a batch, for a Prefetcher
 	id         Identity // of the endpoint, for reopening the store
+	// resyncOwed: a resync was asked for or began, and no commit has
+	// completed it yet; a store reopened after losing what it had not
+	// committed must resync again.
+	resyncOwed bool
 
 	committed    Stats     // the counts at the last commit
 	firstChange  time.Time // arrival of the oldest change not yet committed
@@ -206,7 +210,7 @@ func (e *Engine) open(ctx context.Context, resync bool) error {
 		return errors.New("replica: no table: give Config.Table or a Store that keeps one")
 	}
 	_, fcfg.Batches = e.table.(Prefetcher)
-	fcfg.Resync = resync
+	fcfg.Resync, e.resyncOwed = resync, resync
 	f, err := follow.New(fcfg)
 	if err != nil {
 		return err
@@ -246,6 +250,7 @@ func (e *Engine) Stats() Stats {
 // it was at the last commit.
 func (e *Engine) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
+		pass := time.Now()
 		err := e.f.Run(ctx, e.handle)
 		cancelled := errors.Is(err, context.Canceled) && ctx.Err() != nil
 		if err == nil || cancelled && (e.cfg.Follow.Follow || e.cfg.CommitEvery > 0) {
@@ -258,7 +263,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 		// The store lost what it had not committed: resume from its last
-		// commit, once it is back.
+		// commit, once it is back. A store that worked for a while starts
+		// its backoff over.
+		if time.Since(pass) > time.Minute {
+			attempt = 0
+		}
 		for ; ; attempt++ {
 			delay := min(time.Second<<min(attempt, 5), 30*time.Second)
 			e.notify(Notice{Kind: NoticeRetry, Err: err, Delay: delay})
@@ -267,7 +276,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				return ctx.Err()
 			case <-time.After(delay):
 			}
-			if err = e.open(ctx, false); err == nil {
+			if err = e.open(ctx, e.resyncOwed); err == nil {
 				break
 			}
 			if !errors.As(err, &tmp) || !tmp.Temporary() {
@@ -316,6 +325,7 @@ func (e *Engine) handle(ev follow.Event) error {
 		if err := e.table.BeginResync(); err != nil {
 			return err
 		}
+		e.resyncOwed = true
 		e.notify(Notice{Kind: NoticeResync, Err: ev.Err})
 	case follow.EventBadRecord:
 		e.stats.Skipped++
@@ -494,7 +504,7 @@ func (e *Engine) commit(ctx context.Context) error {
 	if err := e.store.Commit(ctx, cp, e.dirty); err != nil {
 		return err
 	}
-	e.dirty, e.cpDirty = false, false
+	e.dirty, e.cpDirty, e.resyncOwed = false, false, false
 	e.lastCommit = time.Now()
 	e.commitCost = e.lastCommit.Sub(start)
 	e.stats.Committing += e.commitCost

@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,5 +80,36 @@ func TestOpen_ErrorsHidePassword(t *testing.T) {
 				t.Errorf("%s: error shows %q: %v", dsn, leak, err)
 			}
 		}
+	}
+}
+
+// A SQLite file whose write lock another connection holds gives an error
+// that busy recognises: a following sync retries it.
+func TestBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	open := func() *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_txlock=immediate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.Exec(`CREATE TABLE t (x)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := a.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	_, err = b.Exec(`INSERT INTO t VALUES (1)`)
+	if err == nil || !busy(err) {
+		t.Fatalf("insert beside a writer: %v, want SQLITE_BUSY", err)
+	}
+	if busy(errors.New("database is locked")) {
+		t.Fatal("busy took a plain error for SQLite's")
 	}
 }

@@ -102,24 +102,35 @@ func (d *pgDB) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, q := range []string{
-		`CREATE TABLE IF NOT EXISTS ` + d.t + ` (
-			key text PRIMARY KEY, key_sort bytea NOT NULL,
-			ord text NOT NULL, ord_sort bytea NOT NULL,
-			raw text NOT NULL, record jsonb, digest bigint NOT NULL, mark bigint NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
-			key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
-			digest bigint NOT NULL, mark bigint NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL,
-			live bigint NOT NULL, tombstones bigint NOT NULL)`,
-		`CREATE TEMP TABLE IF NOT EXISTS lockstep_stage (key text, key_sort bytea, ord text, ord_sort bytea,
-			raw text, jsonb_ok bool, digest bigint, mark bigint, live bool, changed bool)`,
-	} {
-		if _, err := d.conn.Exec(ctx, q); err != nil {
+	// Two syncs setting up their first tables at once would both try to
+	// create lockstep_meta: one waits for the other.
+	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('lockstep:setup:' || current_database(), 0))`); err != nil {
 			return err
 		}
+		for _, q := range []string{
+			`CREATE TABLE IF NOT EXISTS ` + d.t + ` (
+				key text PRIMARY KEY, key_sort bytea NOT NULL,
+				ord text NOT NULL, ord_sort bytea NOT NULL,
+				raw text NOT NULL, record jsonb, digest bigint NOT NULL, mark bigint NOT NULL)`,
+			`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
+				key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
+				digest bigint NOT NULL, mark bigint NOT NULL)`,
+			`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL,
+				live bigint NOT NULL, tombstones bigint NOT NULL)`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = d.conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS lockstep_stage (key text, key_sort bytea, ord text, ord_sort bytea,
+		raw text, jsonb_ok bool, digest bigint, mark bigint, live bool, changed bool)`)
+	return err
 }
 
 func (d *pgDB) begin(ctx context.Context) (err error) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/state"
-	_ "modernc.org/sqlite" // a pure Go SQLite: the binary stays one static file
+	"modernc.org/sqlite" // a pure Go SQLite: the binary stays one static file
 )
 
 // sqliteDB is a table in a SQLite database, in WAL mode so that readers
@@ -57,14 +57,24 @@ func openSQLite(_ context.Context, path, table string, write bool) (*sqliteDB, e
 	return &sqliteDB{path: resolved, name: table, t: quote(table), tomb: quote(table + "_tombstones"), db: db}, nil
 }
 
+// busy reports SQLite's "database is locked": a writer of another table in
+// the same file held the write lock longer than busy_timeout.
+func busy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code()&0xff == 5 || se.Code()&0xff == 6)
+}
+
 func quote(ident string) string { return `"` + ident + `"` }
 
 func (d *sqliteDB) lock(ctx context.Context, wait bool) error {
 	var err error
+	// One writer per table, as in PostgreSQL: syncs of other tables in the
+	// same file take turns at SQLite's own write lock, a commit at a time.
+	name := d.path + "-" + d.name
 	if wait {
-		d.lockF, err = state.WaitLock(ctx, d.path)
+		d.lockF, err = state.WaitLock(ctx, name)
 	} else {
-		d.lockF, err = state.TryLock(d.path)
+		d.lockF, err = state.TryLock(name)
 	}
 	return err
 }

@@ -167,7 +167,7 @@ func Open(ctx context.Context, dsn string, endpoint string, opts Options) (*Stor
 }
 
 // Temporary marks errors a following engine may outlive by opening the
-// store again: a lost connection.
+// store again: a lost connection, a SQLite file busy with another writer.
 type temporaryError struct{ error }
 
 func (e temporaryError) Temporary() bool { return true }
@@ -220,14 +220,14 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 	return cp, "", nil
 }
 
-// wrap names the store in an error, and marks a lost connection
+// wrap names the table in an error, and marks those that may pass
 // temporary.
 func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	err = fmt.Errorf("table %s: %w", s.table, scrubErr(err, s.secret))
-	if connectionLost(err) {
+	if connectionLost(err) || busy(err) {
 		return temporaryError{err}
 	}
 	return err

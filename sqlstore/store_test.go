@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/lockstep/lockstep/replica"
 	"github.com/lockstep/lockstep/replica/storetest"
 	"github.com/lockstep/lockstep/sqlstore"
+	"github.com/lockstep/lockstep/state"
 )
 
 var postgres *pgtest.Cluster
@@ -141,6 +143,67 @@ func TestPostgres_RestartSurvived(t *testing.T) {
 	}
 }
 
+// A resync that a PostgreSQL restart interrupts is taken up again, not
+// dropped: the records the endpoint lost are still swept.
+func TestPostgres_RestartDuringResync(t *testing.T) {
+	pg := needPostgres(t)
+	dsn := fmt.Sprintf("%s&table=resync%d", pg.DSN, tables.Add(1))
+	old := followtest.NewUnstartedServer(rec(1, 1), rec(2, 2), rec(3, 3))
+	old.Finite = true
+	old.Start()
+	defer old.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(url string, follows bool, done chan<- error) {
+		store, err := sqlstore.Open(ctx, dsn, url, sqlstore.Options{})
+		if err != nil {
+			done <- err
+			return
+		}
+		defer store.Close()
+		e, err := replica.New(ctx, replica.Config{
+			Follow: follow.Config{URL: url, Follow: follows, Idle: 50 * time.Millisecond, ResyncQuiet: 2 * time.Second},
+			Store:  store, Resync: follows, CommitEvery: 20 * time.Millisecond, MaxDelete: 1,
+		})
+		if err == nil {
+			err = e.Run(ctx)
+		}
+		done <- err
+	}
+	done := make(chan error, 1)
+	run(old.URL+"/", false, done)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	restored := followtest.NewServer(rec(1, 1), rec(2, 2))
+	defer restored.Close()
+	go run(restored.URL+"/", true, done)
+	time.Sleep(300 * time.Millisecond) // the resync has its records, and waits for quiet
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []string {
+		var out []string
+		sqlstore.Read(context.Background(), dsn, func(r []byte) error { out = append(out, string(r)); return nil })
+		return out
+	}
+	waitFor(t, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		default:
+		}
+		return len(read()) == 2
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v", err)
+	}
+	if got := read(); !slices.Equal(got, []string{rec(1, 1), rec(2, 2)}) {
+		t.Fatalf("replica %q", got)
+	}
+}
+
 func rec(id, order int) string {
 	return fmt.Sprintf(`{"id":%d,"updated_at":%d,"deleted_at":null}`, id, order)
 }
@@ -197,5 +260,73 @@ func TestPostgres_RecordColumn(t *testing.T) {
 	}
 	if !slices.Equal(keys, []string{"2"}) {
 		t.Fatalf("keys with a jsonb record: %v, want [2] (the surrogate pair)", keys)
+	}
+}
+
+// One writer per table: a second writer of the same table is refused, and
+// writers of other tables in the same SQLite file or PostgreSQL database
+// go on side by side.
+func TestOneWriterPerTable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "r.db")
+	dbs := map[string]func(table string) string{
+		"sqlite": func(table string) string { return "sqlite:" + file + "?table=" + table },
+	}
+	if postgres != nil {
+		dbs["postgres"] = func(table string) string { return postgres.DSN + "&table=" + table }
+	}
+	for name, dsn := range dbs {
+		t.Run(name, func(t *testing.T) {
+			n := tables.Add(1)
+			a := fmt.Sprintf("a%d", n)
+			ctx := context.Background()
+			first, err := sqlstore.Open(ctx, dsn(a), "http://h/", sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			if _, err := sqlstore.Open(ctx, dsn(a), "http://h/", sqlstore.Options{}); !errors.Is(err, state.ErrLocked) {
+				t.Fatalf("second writer of table %s: %v, want ErrLocked", a, err)
+			}
+			other, err := sqlstore.Open(ctx, dsn(fmt.Sprintf("b%d", n)), "http://h/", sqlstore.Options{})
+			if err != nil {
+				t.Fatalf("writer of another table: %v", err)
+			}
+			other.Close()
+		})
+	}
+}
+
+// Syncs that set up their first tables in a new database at the same time
+// all succeed: none trips over another's lockstep_meta.
+func TestPostgres_ConcurrentSetup(t *testing.T) {
+	pg := needPostgres(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for round := range 3 {
+		name := fmt.Sprintf("setup%d_%d", tables.Add(1), round)
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			t.Fatal(err)
+		}
+		dsn := strings.Replace(pg.DSN, "/postgres?", "/"+name+"?", 1)
+		errs := make(chan error, 6)
+		for i := range cap(errs) {
+			go func() {
+				s, err := sqlstore.Open(ctx, fmt.Sprintf("%s&table=t%d", dsn, i), "http://h/", sqlstore.Options{})
+				if err == nil {
+					_, _, err = s.Open(ctx, replica.Identity{}, false)
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
 	}
 }
