@@ -41,7 +41,7 @@ func openSQLite(_ context.Context, path, table string, write bool) (*sqliteDB, e
 	// renamed. IMMEDIATE: the writer's transactions take the write lock at
 	// once, so none fails half way for want of it.
 	dsn := "file:" + (&url.URL{Path: resolved}).EscapedPath() +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	if !write {
 		if _, err := os.Stat(resolved); err != nil {
 			return nil, err
