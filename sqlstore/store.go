@@ -355,6 +355,9 @@ func (s *Store) flush(ctx context.Context) error {
 				batch = append(batch, r)
 			}
 		}
+		// In key order, as the tables' primary keys are: each insert lands
+		// beside the last, not on a page of its own.
+		slices.SortFunc(batch, func(a, b *row) int { return strings.Compare(a.key, b.key) })
 		if err := s.db.write(ctx, batch); err != nil {
 			return s.wrap(err)
 		}
