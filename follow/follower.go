@@ -53,6 +53,10 @@ type Config struct {
 	// Batches asks for an EventBatch before each batch of records, for a
 	// handler that looks records up in bulk (a database).
 	Batches bool
+	// Tick is how often EventQuiet repeats while no input arrives (1s): a
+	// handler that defers work by less (a commit due 200ms after the last)
+	// shortens it, and has no timer of its own.
+	Tick time.Duration
 }
 
 // A CursorKey is a key applied at exactly the cursor, with the Digest of
@@ -69,6 +73,7 @@ const (
 	DefaultResyncQuiet  = 30 * time.Second
 	DefaultStallTimeout = 5 * time.Minute
 	DefaultRetryFor     = time.Minute
+	DefaultTick         = time.Second
 )
 
 // Backoff (PROTOCOL 6.2).
@@ -188,11 +193,6 @@ func (e *GiveUpError) Unwrap() error { return e.Err }
 
 var errStalled = errors.New("stalled")
 
-// quietTick is how often EventQuiet repeats while no input arrives, so
-// that a handler can do work that is due (a deferred write) without a
-// timer of its own.
-const quietTick = time.Second
-
 // A Follower follows one endpoint. It is not safe for concurrent use; its
 // handler runs on the goroutine that called Run.
 type Follower struct {
@@ -221,6 +221,9 @@ func New(cfg Config) (*Follower, error) {
 	}
 	if cfg.Idle <= 0 {
 		cfg.Idle = DefaultIdle
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = DefaultTick
 	}
 	if cfg.ResyncQuiet <= 0 {
 		cfg.ResyncQuiet = DefaultResyncQuiet
@@ -462,11 +465,11 @@ type retryAfterError struct {
 
 func (e *retryAfterError) Unwrap() error { return &e.StatusError }
 
-// sleep waits for d or the context, telling the handler every quietTick.
+// sleep waits for d or the context, telling the handler every Tick.
 func (f *Follower) sleep(ctx context.Context, h func(Event) error, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	tick := time.NewTicker(quietTick)
+	tick := time.NewTicker(f.cfg.Tick)
 	defer tick.Stop()
 	for {
 		select {

@@ -151,6 +151,33 @@ func TestFollower_OnceEndlessResponseCaughtUpWhenIdle(t *testing.T) {
 	}
 }
 
+// While no input arrives, EventQuiet repeats every Tick: a handler with work
+// due sooner than a second (a commit) is woken in time.
+func TestFollower_QuietEveryTick(t *testing.T) {
+	s := &script{steps: []func(http.ResponseWriter, *http.Request){hang(rec(1, 10) + "\n")}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, tc := range []struct {
+		tick     time.Duration
+		min, max int
+	}{{50 * time.Millisecond, 8, 40}, {0, 1, 3}} {
+		quiet := 0
+		var start time.Time
+		follow(t, Config{URL: srv.URL + "/", Follow: true, Idle: 100 * time.Millisecond, Tick: tc.tick}, func(r *run, ev Event) bool {
+			switch {
+			case ev.Kind == EventCaughtUp:
+				start = time.Now()
+			case ev.Kind == EventQuiet && !start.IsZero():
+				quiet++
+			}
+			return !start.IsZero() && time.Since(start) > time.Second
+		})
+		if quiet < tc.min || quiet > tc.max {
+			t.Errorf("Tick %v: %d quiet events in a second, want %d to %d", tc.tick, quiet, tc.min, tc.max)
+		}
+	}
+}
+
 // The cursor sent back is the exact text received, beyond float64's reach.
 func TestFollower_CursorTextExact(t *testing.T) {
 	s := &script{steps: []func(http.ResponseWriter, *http.Request){

@@ -210,7 +210,7 @@ func (p *pass) next(ctx context.Context, d *decoding) (*batch, error) {
 	if !p.caughtUp && !p.finite {
 		idle = idleTimer.C
 	}
-	tick := time.NewTicker(quietTick)
+	tick := time.NewTicker(f.cfg.Tick)
 	defer tick.Stop()
 	for {
 		select {

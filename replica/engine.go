@@ -210,6 +210,12 @@ func (e *Engine) open(ctx context.Context, resync bool) error {
 		return errors.New("replica: no table: give Config.Table or a Store that keeps one")
 	}
 	_, fcfg.Batches = e.table.(Prefetcher)
+	if e.cfg.CommitEvery > 0 && fcfg.Tick <= 0 {
+		// A commit falls due CommitEvery after the last: the follower must
+		// wake the engine then, not a second later, or a change that
+		// arrives just after a commit waits for the next tick.
+		fcfg.Tick = min(e.cfg.CommitEvery, follow.DefaultTick)
+	}
 	fcfg.Resync, e.resyncOwed = resync, resync
 	f, err := follow.New(fcfg)
 	if err != nil {
