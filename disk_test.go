@@ -121,3 +121,34 @@ func TestSync_FolderDisappears(t *testing.T) {
 		t.Fatalf("sync --follow still running with its folder gone; stderr %s", stderr.String())
 	}
 }
+
+// A full disk under a SQLite replica: the transaction fails clearly, the
+// database keeps its last commit, and with room again sync converges.
+func TestSync_DiskFullSQLite(t *testing.T) {
+	t.Parallel()
+	dir := mountTmpfs(t, "2m")
+	out := "sqlite:" + filepath.Join(dir, "s.db")
+	srv := followtest.NewUnstartedServer(bigRecords(100, 1000)...)
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	if r := lockstep(t, "sync", srv.URL+"/", "--out", out); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	before := lockstep(t, "dump", out)
+	srv.Append(bigRecords(2500, 1000)[100:]...)
+	r := lockstep(t, "sync", srv.URL+"/", "--out", out)
+	if r.code != 1 || !strings.Contains(r.stderr, "full") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if after := lockstep(t, "dump", out); after.code != 0 || after.stdout != before.stdout {
+		t.Fatalf("a failed transaction changed the replica (dump exit %d: %s)", after.code, after.stderr)
+	}
+	exec.Command("mount", "-o", "remount,size=16m", dir).Run()
+	if r := lockstep(t, "sync", srv.URL+"/", "--out", out); r.code != 0 {
+		t.Fatalf("with room again: %d %s", r.code, r.stderr)
+	}
+	if d := lockstep(t, "dump", out); strings.Count(d.stdout, "\n") != 2500 {
+		t.Fatalf("with room again: %d records", strings.Count(d.stdout, "\n"))
+	}
+}
