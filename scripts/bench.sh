@@ -122,7 +122,7 @@ results=()
 for out in "$dir/inc.jsonl" "sqlite:$dir/inc.db" "$pgdsn&table=inc"; do
 	# Each measured run applies the same 100 changes: the later runs of
 	# best-of-3 find them applied, so measure the first alone.
-	s=$( { /usr/bin/time -f '%e' "$bin" sync "$incurl/" --out "$out" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-	results+=("$s")
+	/usr/bin/time -o "$dir/inc.time" -f '%e' "$bin" sync "$incurl/" --out "$out" >/dev/null 2>&1
+	results+=("$(tail -1 "$dir/inc.time")")
 done
 printf '100 changes to %s records: file %.3f s, SQLite %.3f s, PostgreSQL %.3f s (including connecting)\n' "$N" "${results[@]}"
