@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -320,19 +321,8 @@ func numericSafe(num []byte) bool {
 
 // hex4 decodes the 4 hex digits of a \u escape (already validated).
 func hex4(h []byte) int {
-	n := 0
-	for _, c := range h {
-		n <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			n |= int(c - '0')
-		case c >= 'a' && c <= 'f':
-			n |= int(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			n |= int(c-'A') + 10
-		}
-	}
-	return n
+	n, _ := strconv.ParseUint(string(h), 16, 16)
+	return int(n)
 }
 
 func (d *pgDB) unmarked(ctx context.Context, gen int64) (n int, err error) {
