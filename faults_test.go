@@ -181,43 +181,53 @@ func runFault(t *testing.T, fc faultCase) (tailOut, syncOut string, requests int
 	tailReqs := len(srv.Requests()) - before
 	checkRetries(t, "tail", fc, tailReqs)
 
-	// sync, then again once the fault has cleared.
-	syncArgs := append([]string{"sync", "--out", out}, args...)
-	if fc.resume != nil {
-		// A clean first run, then the change and the fault.
-		if r := lockstep(t, append(syncArgs, url)...); r.code != 0 {
-			t.Fatalf("sync, clean first run: %s", r.stderr)
+	// sync, to a file and to SQLite, then again once the fault has cleared.
+	db := "sqlite:" + filepath.Join(dir, "replica.db")
+	for i, out := range []string{out, db} {
+		read := func() string {
+			if out == db {
+				return lockstep(t, "dump", db).stdout
+			}
+			b, _ := os.ReadFile(out)
+			return string(b)
 		}
-		fc.resume(srv)
-	} else {
-		srv.Faults(fc.faults...)
-	}
-	before = len(srv.Requests())
-	r = lockstep(t, append(syncArgs, url)...)
-	snapshotBefore, _ := os.ReadFile(out)
-	check("sync", r, fc.syncExit)
-	syncOut = outcome(r.code, r.stderr)
-	requests = len(srv.Requests()) - before
-	checkRetries(t, "sync", fc, requests)
-	if r.code != 0 {
-		if now, _ := os.ReadFile(out); string(now) != string(snapshotBefore) {
-			t.Fatal("a failed sync changed the snapshot")
+		syncArgs := append([]string{"sync", "--out", out}, args...)
+		if fc.resume != nil {
+			// A clean first run, then the change and the fault.
+			if r := lockstep(t, append(syncArgs, url)...); r.code != 0 {
+				t.Fatalf("sync --out %s, clean first run: %s", out, r.stderr)
+			}
+			fc.resume(srv)
+		} else {
+			srv.Faults(fc.faults...)
+		}
+		before = len(srv.Requests())
+		replicaBefore := read()
+		r = lockstep(t, append(syncArgs, url)...)
+		check("sync --out "+out, r, fc.syncExit)
+		if i == 0 {
+			syncOut = outcome(r.code, r.stderr)
+			requests = len(srv.Requests()) - before
+		}
+		checkRetries(t, "sync --out "+out, fc, len(srv.Requests())-before)
+		if r.code != 0 && read() != replicaBefore {
+			t.Fatalf("a failed sync --out %s changed the replica", out)
+		}
+		// The fault clears: the next run converges.
+		cleared := args
+		if fc.tls {
+			cleared = append(slices.Clip(args), "--cacert", writeCA(t, dir, srv))
+		}
+		r = lockstep(t, append(append([]string{"sync", "--out", out}, cleared...), url)...)
+		all.WriteString(r.stdout + r.stderr)
+		if r.code != 0 {
+			t.Fatalf("sync --out %s after the fault cleared: %s", out, r.stderr)
+		}
+		if got, want := read(), strings.Join(srv.Table(), "\n")+"\n"; got != want {
+			t.Fatalf("sync --out %s differs from the endpoint once the fault cleared:\n%s", out, diffLines(got, want))
 		}
 	}
-	// The fault clears: the next run converges.
-	if fc.tls {
-		args = append(args, "--cacert", writeCA(t, dir, srv))
-		syncArgs = append([]string{"sync", "--out", out}, args...)
-	}
-	r = lockstep(t, append(syncArgs, url)...)
-	all.WriteString(r.stdout + r.stderr)
-	if r.code != 0 {
-		t.Fatalf("sync after the fault cleared: %s", r.stderr)
-	}
-	if got, want := readFile(t, out), strings.Join(srv.Table(), "\n")+"\n"; got != want {
-		t.Fatalf("snapshot differs from the endpoint once the fault cleared:\n%s", diffLines(got, want))
-	}
-	for _, f := range []string{out + ".checkpoint", out + ".lock"} {
+	for _, f := range []string{out + ".checkpoint", out + ".lock", filepath.Join(dir, "replica.db")} {
 		all.WriteString(readFile(t, f))
 	}
 	if strings.Contains(all.String(), secret) {
