@@ -432,6 +432,13 @@ func (e *Engine) sweep(previous follow.Order) error {
 	if err != nil {
 		return err
 	}
+	if cur != "" {
+		// The cursor may have moved back (an endpoint restored from a
+		// backup): deletions above it are unknown to the endpoint now.
+		if _, err := e.table.ForgetTombstonesAbove(cur); err != nil {
+			return err
+		}
+	}
 	e.stats.Deletes += n
 	if n > 0 {
 		if e.firstChange.IsZero() {

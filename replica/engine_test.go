@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,5 +478,57 @@ func TestFile_CrashInAResyncThatMovedTheCursorBack(t *testing.T) {
 	}
 	if got, want := snapshot(t, out), lines(table...); got != want || e.Cursor() != "7" {
 		t.Fatalf("cursor %s, snapshot\n%s\nwant\n%s", e.Cursor(), got, want)
+	}
+}
+
+// After a 410 resync's sweep, an endpoint that sends out of order re-sends
+// an old version of a key deleted before the resync: the tombstone, below
+// the resync's cursor, still holds it off, in sync's table and in tail's
+// index (which would print a false insert).
+func TestEngine_StaleUpdateAfterResyncSweep(t *testing.T) {
+	for name, tb := range map[string]*state.Table{"table": state.NewTable(), "index": state.NewIndex()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch n.Add(1) {
+				case 1:
+					fmt.Fprint(w, rec(1, 1, "")+"\n"+rec(2, 2, "")+"\n"+`{"id":2,"updated_at":10,"deleted_at":10}`+"\n")
+				case 2:
+					w.WriteHeader(http.StatusGone)
+				default:
+					fmt.Fprintln(w, rec(1, 1, ""))
+					fmt.Fprintln(w, rec(3, 12, ""))
+					w.(http.Flusher).Flush()
+					time.Sleep(900 * time.Millisecond) // the sweep runs
+					fmt.Fprintln(w, rec(2, 5, `,"v":"stale"`))
+					w.(http.Flusher).Flush()
+					<-r.Context().Done()
+				}
+			}))
+			defer srv.Close()
+			p := &printed{}
+			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+			defer cancel()
+			e, err := New(ctx, Config{Follow: follow.Config{URL: srv.URL + "/", Follow: true, Idle: 100 * time.Millisecond, ResyncQuiet: 300 * time.Millisecond},
+				Table: Memory(tb), Sink: p, MaxDelete: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("run: %v", err)
+			}
+			if n.Load() < 3 || e.Cursor() != "12" {
+				t.Fatalf("%d requests, cursor %s: the resync did not happen", n.Load(), e.Cursor())
+			}
+			if b, ok := tb.Get([]byte("2")); ok {
+				t.Errorf("key 2, deleted at 10, came back from a stale update at 5: %s", b)
+			}
+			for _, line := range p.out {
+				if strings.Contains(line, "stale") {
+					t.Errorf("printed %q", line)
+				}
+			}
+		})
 	}
 }

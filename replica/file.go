@@ -293,6 +293,10 @@ func (t fileTable) ForgetTombstones(below follow.Order) (int, error) {
 	return t.s.table.ForgetTombstones(below), nil
 }
 
+func (t fileTable) ForgetTombstonesAbove(above follow.Order) (int, error) {
+	return t.s.table.ForgetTombstonesAbove(above), nil
+}
+
 // Commit implements Store: the snapshot (when the table changed), then the
 // checkpoint that binds it, each replaced atomically.
 func (s *File) Commit(_ context.Context, cp *state.Checkpoint, changed bool) error {

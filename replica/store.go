@@ -16,10 +16,7 @@ type Table interface {
 	// BeginResync starts a mark and sweep: every key applied from now on
 	// is marked.
 	BeginResync() error
-	// EndResync removes every live key not marked since BeginResync, and
-	// forgets every tombstone not marked since (an endpoint restored from a
-	// backup may send those keys again, below the order they were deleted
-	// at), unless
+	// EndResync removes every live key not marked since BeginResync, unless
 	// that would remove more than maxDelete (0 to 1) of a table of at least
 	// state.MassDeleteMinimum records: then it removes nothing and returns
 	// a *state.MassDeleteError. It calls removed (if not nil) for each key
@@ -27,11 +24,13 @@ type Table interface {
 	EndResync(maxDelete float64, removed func(state.Removed) error) (int, error)
 	// Len is the number of live records.
 	Len() int
-	// Tombstones is the number of deleted keys remembered, and
-	// ForgetTombstones forgets those below an order value, returning how
-	// many it forgot.
+	// Tombstones is the number of deleted keys remembered;
+	// ForgetTombstones forgets those below an order value and
+	// ForgetTombstonesAbove those above one, each returning how many it
+	// forgot.
 	Tombstones() int
 	ForgetTombstones(below follow.Order) (int, error)
+	ForgetTombstonesAbove(above follow.Order) (int, error)
 }
 
 // Identity is what a store's checkpoint must have been written for.
@@ -86,6 +85,10 @@ func (m memory) BeginResync() error { m.Table.BeginResync(); return nil }
 
 func (m memory) ForgetTombstones(below follow.Order) (int, error) {
 	return m.Table.ForgetTombstones(below), nil
+}
+
+func (m memory) ForgetTombstonesAbove(above follow.Order) (int, error) {
+	return m.Table.ForgetTombstonesAbove(above), nil
 }
 
 func (m memory) EndResync(maxDelete float64, each func(state.Removed) error) (int, error) {

@@ -331,6 +331,10 @@ func (d *pgDB) unmarked(ctx context.Context, gen int64) (n int, err error) {
 }
 
 func (d *pgDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error) {
+	if fn == nil {
+		tag, err := d.q().Exec(ctx, `DELETE FROM `+d.t+` WHERE mark <> $1`, gen)
+		return int(tag.RowsAffected()), err
+	}
 	rows, err := d.q().Query(ctx, `DELETE FROM `+d.t+` WHERE mark <> $1 RETURNING key, ord, key_sort`, gen)
 	if err != nil {
 		return 0, err
@@ -360,13 +364,12 @@ func (d *pgDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte) er
 	return len(removed), nil
 }
 
-func (d *pgDB) forgetUnmarked(ctx context.Context, gen int64) (int, error) {
-	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE mark <> $1`, gen)
-	return int(tag.RowsAffected()), err
-}
-
-func (d *pgDB) forget(ctx context.Context, below []byte) (int, error) {
-	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort < $1`, below)
+func (d *pgDB) forget(ctx context.Context, order []byte, above bool) (int, error) {
+	cmp := "<"
+	if above {
+		cmp = ">"
+	}
+	tag, err := d.q().Exec(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort `+cmp+` $1`, order)
 	return int(tag.RowsAffected()), err
 }
 

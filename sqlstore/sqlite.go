@@ -270,6 +270,15 @@ func (d *sqliteDB) unmarked(ctx context.Context, gen int64) (n int, err error) {
 }
 
 func (d *sqliteDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error) {
+	if fn == nil {
+		// Nobody wants the keys: no sort of what may be most of the table.
+		res, err := d.q().ExecContext(ctx, `DELETE FROM `+d.t+` WHERE mark <> ?`, gen)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		return int(n), err
+	}
 	rows, err := d.q().QueryContext(ctx, `SELECT key, ord FROM `+d.t+` WHERE mark <> ? ORDER BY key_sort, key`, gen)
 	if err != nil {
 		return 0, err
@@ -295,17 +304,12 @@ func (d *sqliteDB) sweep(ctx context.Context, gen int64, fn func(key, ord []byte
 	return n, err
 }
 
-func (d *sqliteDB) forget(ctx context.Context, below []byte) (int, error) {
-	res, err := d.q().ExecContext(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort < ?`, below)
-	if err != nil {
-		return 0, err
+func (d *sqliteDB) forget(ctx context.Context, order []byte, above bool) (int, error) {
+	cmp := "<"
+	if above {
+		cmp = ">"
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
-}
-
-func (d *sqliteDB) forgetUnmarked(ctx context.Context, gen int64) (int, error) {
-	res, err := d.q().ExecContext(ctx, `DELETE FROM `+d.tomb+` WHERE mark <> ?`, gen)
+	res, err := d.q().ExecContext(ctx, `DELETE FROM `+d.tomb+` WHERE ord_sort `+cmp+` ?`, order)
 	if err != nil {
 		return 0, err
 	}

@@ -86,12 +86,11 @@ type db interface {
 	write(ctx context.Context, rows []*row) error
 	// unmarked counts the live rows a sweep for gen would remove.
 	unmarked(ctx context.Context, gen int64) (int, error)
-	// sweep removes them, calling fn for each in key order.
+	// sweep removes them, calling fn (if not nil) for each in key order.
 	sweep(ctx context.Context, gen int64, fn func(key, ord []byte) error) (int, error)
-	// forget removes the tombstones below an order (as a sort key), and
-	// forgetUnmarked those a resync for gen did not see.
-	forget(ctx context.Context, below []byte) (int, error)
-	forgetUnmarked(ctx context.Context, gen int64) (int, error)
+	// forget removes the tombstones below an order (as a sort key), or
+	// above it.
+	forget(ctx context.Context, order []byte, above bool) (int, error)
 	// each calls fn with every live record in key order, in one read
 	// transaction with meta's checkpoint.
 	each(ctx context.Context, fn func(rec []byte) error) (cp []byte, err error)
@@ -398,21 +397,15 @@ func (s *Store) EndResync(maxDelete float64, removed func(state.Removed) error) 
 	if s.liveAtBegin >= state.MassDeleteMinimum && float64(n) > maxDelete*float64(s.liveAtBegin) {
 		return 0, &state.MassDeleteError{Remove: n, Of: s.liveAtBegin, Limit: maxDelete}
 	}
-	n, err = s.db.sweep(ctx, s.gen, func(key, ord []byte) error {
-		if removed == nil {
-			return nil
-		}
-		return removed(state.Removed{Key: key, Order: ord})
-	})
+	var each func(key, ord []byte) error
+	if removed != nil {
+		each = func(key, ord []byte) error { return removed(state.Removed{Key: key, Order: ord}) }
+	}
+	n, err = s.db.sweep(ctx, s.gen, each)
 	if err != nil {
 		return n, s.wrap(err)
 	}
 	s.live -= n
-	forgot, err := s.db.forgetUnmarked(ctx, s.gen)
-	if err != nil {
-		return n, s.wrap(err)
-	}
-	s.tombs -= forgot
 	s.resync = false
 	return n, nil
 }
@@ -424,7 +417,12 @@ func (s *Store) Len() int { return s.live }
 func (s *Store) Tombstones() int { return s.tombs }
 
 // ForgetTombstones implements replica.Table.
-func (s *Store) ForgetTombstones(below follow.Order) (int, error) {
+func (s *Store) ForgetTombstones(below follow.Order) (int, error) { return s.forget(below, false) }
+
+// ForgetTombstonesAbove implements replica.Table.
+func (s *Store) ForgetTombstonesAbove(above follow.Order) (int, error) { return s.forget(above, true) }
+
+func (s *Store) forget(order follow.Order, above bool) (int, error) {
 	ctx := context.Background()
 	if err := s.tx(ctx); err != nil {
 		return 0, err
@@ -432,7 +430,7 @@ func (s *Store) ForgetTombstones(below follow.Order) (int, error) {
 	if err := s.flush(ctx); err != nil {
 		return 0, err
 	}
-	n, err := s.db.forget(ctx, follow.AppendSortKey(nil, []byte(below)))
+	n, err := s.db.forget(ctx, follow.AppendSortKey(nil, []byte(order)), above)
 	if err != nil {
 		return 0, s.wrap(err)
 	}

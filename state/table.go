@@ -297,6 +297,25 @@ func (t *Table) ForgetTombstones(below follow.Order) int {
 	return n
 }
 
+// ForgetTombstonesAbove drops the remembered tombstones whose order value is
+// above the given one, and returns how many it dropped. A resync calls it
+// with its cursor: an endpoint restored from a backup moves the cursor back
+// below deletions it no longer knows of, and a key written there again must
+// not be taken for a stale update of the deleted one.
+func (t *Table) ForgetTombstonesAbove(above follow.Order) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for i := range t.entries.len() {
+		e := t.entries.at(uint32(i))
+		if e.dead() && !e.isFree() && follow.CompareOrder(t.order(e), []byte(above)) > 0 {
+			t.remove(uint32(i))
+			n++
+		}
+	}
+	return n
+}
+
 // appendNew adds a live record whose key is known to be new and to sort
 // after every key in the table, leaving it out of the index: indexNew
 // indexes such records all at once.
@@ -536,10 +555,7 @@ var ErrNotResyncing = errors.New("state: no resync in progress")
 const MassDeleteMinimum = 100
 
 // EndResync removes every live key the resync did not send, and returns
-// their keys (JSON text) with their last order values. It also forgets the
-// tombstones the resync did not send: a resync's cursor may move back (an
-// endpoint restored from a backup), and a key deleted above it may then be
-// sent again, live, below the order it was deleted at. If that would remove
+// their keys (JSON text) with their last order values. If that would remove
 // more than maxDelete (a fraction, 0 to 1) of a table holding at least
 // MassDeleteMinimum records, nothing is removed, the resync stays open and
 // a *MassDeleteError is returned.
@@ -557,11 +573,6 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	}
 	if t.liveAtBegin >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.liveAtBegin) {
 		return nil, &MassDeleteError{Remove: len(doomed), Of: t.liveAtBegin, Limit: maxDelete}
-	}
-	for i := range t.entries.len() {
-		if e := t.entries.at(uint32(i)); e.dead() && !e.isFree() && e.gen() != t.gen {
-			t.remove(uint32(i))
-		}
 	}
 	for _, i := range doomed {
 		e := t.entries.at(uint32(i))

@@ -163,28 +163,23 @@ func TestTable_ResyncSweep(t *testing.T) {
 	}
 }
 
-// Tombstones the resync did not send are forgotten with the sweep: the
-// resync's cursor may lie below them, and their keys come back below them.
-func TestTable_ResyncForgetsUnseenTombstones(t *testing.T) {
+// Tombstones above a resync's cursor are forgotten: the endpoint no longer
+// knows of those deletions, and may write their keys again below them.
+// Those at or below it still guard against stale updates.
+func TestTable_ForgetTombstonesAbove(t *testing.T) {
 	tb := NewTable()
-	tb.Apply(record(t, live(1, 1)))
-	tb.Apply(record(t, live(2, 2)))
-	tb.Apply(record(t, live(3, 3)))
+	for i := 1; i <= 3; i++ {
+		tb.Apply(record(t, live(i, i)))
+	}
 	tb.Apply(record(t, dead(2, 10)))
-	tb.Apply(record(t, dead(3, 11)))
-	tb.BeginResync()
-	tb.Apply(record(t, live(1, 1)))
-	tb.Apply(record(t, dead(3, 11))) // sent again: still evidence
-	if _, err := tb.EndResync(1); err != nil {
-		t.Fatal(err)
+	tb.Apply(record(t, dead(3, 4)))
+	if n := tb.ForgetTombstonesAbove("5"); n != 1 || tb.Tombstones() != 1 {
+		t.Fatalf("forgot %d, %d left; want 1 forgotten (key 2's), 1 left", n, tb.Tombstones())
 	}
-	if n := tb.Tombstones(); n != 1 {
-		t.Fatalf("%d tombstones after the sweep, want 1 (key 3's)", n)
+	if op := tb.Apply(record(t, live(2, 6))); op != OpInsert {
+		t.Fatalf("key 2 written again at 6: %v, want an insert", op)
 	}
-	if op := tb.Apply(record(t, live(2, 3))); op != OpInsert {
-		t.Fatalf("key 2 written again at 3: %v, want an insert", op)
-	}
-	if op := tb.Apply(record(t, live(3, 4))); op != OpNone {
+	if op := tb.Apply(record(t, live(3, 3))); op != OpNone {
 		t.Fatalf("key 3 below its tombstone: %v, want it ignored", op)
 	}
 }

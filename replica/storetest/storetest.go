@@ -195,7 +195,7 @@ var cases = []struct {
 		e.mustSync(eu.URL+"/us/", func(c *replica.Config) { c.Resync = true })
 		e.want(rec(1, 1, ""))
 	}},
-	{"a resync forgets the tombstones it did not see", func(t *testing.T, e *env) {
+	{"a resync forgets the tombstones above its cursor", func(t *testing.T, e *env) {
 		// The endpoint is restored from a backup taken before key 2 was
 		// deleted at 10: the resync moves the cursor back to 1, and key 2,
 		// written again at 3, must not be taken for a stale update.
