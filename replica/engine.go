@@ -214,7 +214,8 @@ func (e *Engine) open(ctx context.Context, resync bool) error {
 		// A commit falls due CommitEvery after the last: the follower must
 		// wake the engine then, not a second later, or a change that
 		// arrives just after a commit waits for the next tick.
-		fcfg.Tick = min(e.cfg.CommitEvery, follow.DefaultTick)
+		// (Not below 50ms: an idle engine must not spin.)
+		fcfg.Tick = max(min(e.cfg.CommitEvery, follow.DefaultTick), 50*time.Millisecond)
 	}
 	fcfg.Resync, e.resyncOwed = resync, resync
 	f, err := follow.New(fcfg)

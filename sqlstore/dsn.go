@@ -37,52 +37,77 @@ func parseDSN(dsn string) (target, error) {
 		t.table, err = checkTable(q.Get("table"))
 		return t, err
 	}
+	if !strings.Contains(dsn, "://") {
+		return t, errors.New("want a URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE (keyword=value connection strings are not read)")
+	}
 	norm, secret := escapeUserinfo(dsn)
 	t.secret = secret
-	u, err := url.Parse(norm)
-	if err != nil {
-		return t, errors.New(scrub(err.Error(), secret))
+	base, query, _ := strings.Cut(norm, "?")
+	var keep []string
+	for _, param := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(param, "=")
+		if k != "table" {
+			if param != "" {
+				keep = append(keep, param)
+			}
+			continue
+		}
+		name, err := url.QueryUnescape(v)
+		if err != nil {
+			return t, fmt.Errorf("table=%s: %v", v, err)
+		}
+		if t.table, err = checkTable(name); err != nil {
+			return t, err
+		}
 	}
-	q := u.Query()
-	if t.table, err = checkTable(q.Get("table")); err != nil {
-		return t, err
+	t.postgres = base
+	if len(keep) > 0 {
+		t.postgres += "?" + strings.Join(keep, "&")
 	}
-	q.Del("table")
-	u.RawQuery = q.Encode()
-	t.postgres = u.String()
 	return t, nil
 }
 
-// escapeUserinfo percent-encodes the user name and password of a URL, which
-// users paste as they are: a '?', '#', '/' or '@' in a password would
-// otherwise cut the URL short, and the driver would quote the rest of it in
-// its error. The userinfo ends at the last '@' followed by a host (or by
-// the path, for a socket given as ?host=).
+// escapeUserinfo returns a PostgreSQL URL that pgx reads as the user meant,
+// and the password in it. A URL's authority ends at its first '/', '?' or
+// '#', and its userinfo at the last '@' in it; users paste passwords as
+// they are, and one with a '/', '?' or '#' ends the authority too soon. So
+// when the authority holds no '@', an '@' further on that is followed by a
+// host (and a path, query or nothing) ends the userinfo, if what comes
+// before it is USER:PASSWORD with a plain user name: the password is then
+// percent-encoded (what was already, as %40, is kept). Anything else (an '@' in a
+// query value, say) is left for pgx as it is.
 func escapeUserinfo(dsn string) (norm, password string) {
-	head, after, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn, ""
+	head, rest, _ := strings.Cut(dsn, "://")
+	head += "://"
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
 	}
-	at := -1
-	for i := len(after) - 1; i >= 0; i-- {
-		if after[i] == '@' && hostThenPath.MatchString(after[i+1:]) {
-			at = i
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		// Standard, but pgx cuts at the first '@': escape any other.
+		user, pass, hasPass := strings.Cut(authority[:at], ":")
+		user, pass = unescape(user), unescape(pass)
+		info := url.User(user)
+		if hasPass {
+			info = url.UserPassword(user, pass)
+		}
+		return head + info.String() + rest[at:], pass
+	}
+	for i := len(authority); i < len(rest); i++ {
+		if rest[i] != '@' || !hostThenPath.MatchString(rest[i+1:]) {
+			continue
+		}
+		user, pass, ok := strings.Cut(rest[:i], ":")
+		if !ok || user == "" || strings.ContainsAny(user, "/?#@=&") {
 			break
 		}
+		user, pass = unescape(user), unescape(pass)
+		return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass
 	}
-	if at < 0 {
-		return dsn, ""
-	}
-	user, pass, hasPass := strings.Cut(after[:at], ":")
-	user, pass = unescape(user), unescape(pass)
-	info := url.User(user)
-	if hasPass {
-		info = url.UserPassword(user, pass)
-	}
-	return head + "://" + info.String() + "@" + after[at+1:], pass
+	return dsn, ""
 }
 
-var hostThenPath = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(:[0-9]*)?(,[^/?#@]*)?([/?#]|$)`)
+var hostThenPath = regexp.MustCompile(`^(\[[0-9A-Fa-f:.%a-z]+\]|[A-Za-z0-9._~%-]*)(:[0-9]*)?(,(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(:[0-9]*)?)*([/?#]|$)`)
 
 // unescape decodes what was already percent-encoded, and keeps the rest.
 func unescape(s string) string {
@@ -128,7 +153,7 @@ func scrubErr(err error, secret string) error {
 // tableName matches the identifiers a Store accepts as table names: lower
 // case, so that PostgreSQL's unquoted names (folded to lower case) and
 // SQLite's (which ignore case) find the same table.
-var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,50}$`)
+var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,49}$`)
 
 // checkTable folds a table name to lower case and refuses the names the
 // Store uses itself.
@@ -140,6 +165,8 @@ func checkTable(table string) (string, error) {
 	switch {
 	case !tableName.MatchString(t):
 		return "", fmt.Errorf("table %q: want letters, digits and _ (at most 50), not starting with a digit", table)
+	case strings.HasPrefix(t, "sqlite_") || strings.HasPrefix(t, "pg_"):
+		return "", fmt.Errorf("table %q: names starting sqlite_ or pg_ are the database's own; choose another", table)
 	case reserved(t):
 		return "", fmt.Errorf("table %q: the name is lockstep's own (it keeps lockstep_meta, and each table's tombstones in TABLE_tombstones); choose another", table)
 	}

@@ -25,11 +25,23 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "postgres://app@db/ops?table=servers&sslmode=disable", postgres: "postgres://app@db/ops?sslmode=disable", table: "servers"},
 		// Passwords pasted raw: each reaches the driver escaped, whole.
 		{dsn: "postgres://app:s3cr?et@127.0.0.1:5432/ops?table=x", postgres: "postgres://app:s3cr%3Fet@127.0.0.1:5432/ops", table: "x", secret: "s3cr?et"},
+		{dsn: "postgres://app:2024#Summer@127.0.0.1:1/ops", postgres: "postgres://app:2024%23Summer@127.0.0.1:1/ops", secret: "2024#Summer"},
 		{dsn: "postgres://app:p@ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
 		{dsn: "postgres://app:a/b+c=@db/ops", postgres: "postgres://app:a%2Fb+c=@db/ops", secret: "a/b+c="},
 		{dsn: "postgres://app:p%40ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
-		{dsn: "postgresql://app:pw@/ops?host=/run/pg", postgres: "postgresql://app:pw@/ops?host=%2Frun%2Fpg", secret: "pw"},
+		// What pgx reads as it is stays as it is.
+		{dsn: "postgresql://app:pw@/ops?host=/run/pg", postgres: "postgresql://app:pw@/ops?host=/run/pg", secret: "pw"},
 		{dsn: "postgres://app:pw@[::1]:5432/ops", postgres: "postgres://app:pw@[::1]:5432/ops", secret: "pw"},
+		{dsn: "postgres://app@[::1]:1,[::1]:2/ops?table=m", postgres: "postgres://app@[::1]:1,[::1]:2/ops", table: "m"},
+		{dsn: "postgres://app@h1:5432,h2/ops", postgres: "postgres://app@h1:5432,h2/ops"},
+		{dsn: "postgresql://%2Ftmp/postgres?table=m", postgres: "postgresql://%2Ftmp/postgres", table: "m"},
+		{dsn: "postgres://u:pw@127.0.0.1/db?table=mine&application_name=ops@x", postgres: "postgres://u:pw@127.0.0.1/db?application_name=ops@x", table: "mine", secret: "pw"},
+		{dsn: "postgresql:///db?host=/tmp&user=alice@corp", postgres: "postgresql:///db?host=/tmp&user=alice@corp"},
+		{dsn: "postgres://db/ops?application_name=a@b", postgres: "postgres://db/ops?application_name=a@b"},
+		{dsn: "postgres://u@h/db?options=-c%20search_path%3Dsb&table=t", postgres: "postgres://u@h/db?options=-c%20search_path%3Dsb", table: "t"},
+		{dsn: "postgres:ops", err: "want a URL"},
+		{dsn: "postgres://u@h/db?table=pg_x", err: "the database's own"},
+		{dsn: "postgres://u@h/db?table=" + strings.Repeat("a", 51), err: "at most 50"},
 	} {
 		got, err := parseDSN(tc.dsn)
 		if tc.err != "" {
@@ -44,6 +56,23 @@ func TestParseDSN(t *testing.T) {
 		}
 		if got.sqlite != tc.sqlite || got.postgres != tc.postgres || got.table != tc.table || got.secret != tc.secret {
 			t.Errorf("%s: got %+v\nwant sqlite %q postgres %q table %q secret %q", tc.dsn, got, tc.sqlite, tc.postgres, tc.table, tc.secret)
+		}
+	}
+}
+
+// Redact hides the password however it was written, as parseDSN reads it.
+func TestRedact(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app:2024#Summer@127.0.0.1:1/ops":   "postgres://app:***@127.0.0.1:1/ops",
+		"postgres://app:1234?x@db/ops":                 "postgres://app:***@db/ops",
+		"postgres://app:?Secr3t@db/ops":                "postgres://app:***@db/ops",
+		"postgres://app:#Secr3t@db/ops":                "postgres://app:***@db/ops",
+		"postgres://app:p@ss@db/ops?table=x":           "postgres://app:***@db/ops?table=x",
+		"host=db dbname=ops user=app password=hunter2": "host=db dbname=ops user=app password=***",
+		"sqlite:servers.db?table=t":                    "sqlite:servers.db?table=t",
+	} {
+		if got := Redact(dsn); got != want {
+			t.Errorf("Redact(%s) = %s, want %s", dsn, got, want)
 		}
 	}
 }
@@ -70,12 +99,16 @@ func TestOpen_ErrorsHidePassword(t *testing.T) {
 		"postgres://app:s3cr?et@127.0.0.1:1/ops?connect_timeout=1",
 		"postgres://app:p@ssw0rd@127.0.0.1:1/ops?connect_timeout=1",
 		"postgres://app:pa/ss#w@127.0.0.1:1/ops?connect_timeout=1",
+		"postgres://app:2024#Summer@127.0.0.1:1/ops?connect_timeout=1",
+		"postgres://app:hunter2@db:54x2/ops",
+		"postgres://app:hunter2@[fe80::1%eth0]/ops",
+		"host=db dbname=ops user=app password=hunter2",
 	} {
 		_, err := Open(context.Background(), dsn, "http://h/servers/", Options{})
 		if err == nil {
 			t.Fatalf("%s: opened", dsn)
 		}
-		for _, leak := range []string{"s3cr", "et@", "ssw0rd", "pa/ss", "ss#w", "%3F", "%40"} {
+		for _, leak := range []string{"s3cr", "et@", "ssw0rd", "pa/ss", "ss#w", "%3F", "%40", "Summer", "hunter2"} {
 			if strings.Contains(err.Error(), leak) {
 				t.Errorf("%s: error shows %q: %v", dsn, leak, err)
 			}

@@ -64,7 +64,7 @@ func (d *pgDB) lock(ctx context.Context, wait bool) error {
 	d.wait = wait
 	for {
 		var ok bool
-		err := d.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('lockstep:' || current_database() || '.' || $1, 0))`, d.name).Scan(&ok)
+		err := d.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('lockstep:' || current_database() || '.' || current_schema() || '.' || $1, 0))`, d.name).Scan(&ok)
 		if err != nil {
 			return err
 		}
@@ -103,10 +103,32 @@ func (d *pgDB) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	// jsonb and the raw text hold any Unicode only in a UTF-8 database;
+	// elsewhere one record would stop the replica.
+	var enc string
+	if err := d.conn.QueryRow(ctx, `SHOW server_encoding`).Scan(&enc); err != nil {
+		return err
+	}
+	if enc != "UTF8" {
+		return fmt.Errorf("database %s is encoded %s: lockstep needs UTF8 (CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0)", d.conn.Config().Database, enc)
+	}
 	// Two syncs setting up their first tables at once would both try to
 	// create lockstep_meta: one waits for the other.
 	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('lockstep:setup:' || current_database(), 0))`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL,
+			live bigint NOT NULL, tombstones bigint NOT NULL)`); err != nil {
+			return err
+		}
+		// Lockstep once kept the case of table names: "Servers" is another
+		// table than servers here, and must not be left behind unsaid.
+		var old string
+		switch err := tx.QueryRow(ctx, `SELECT tbl FROM lockstep_meta WHERE lower(tbl) = $1 AND tbl <> $1`, d.name).Scan(&old); {
+		case err == nil:
+			return fmt.Errorf(`an earlier lockstep wrote this replica as table "%[1]s" (table names are lower case now): rename it with ALTER TABLE "%[1]s" RENAME TO %[2]s; ALTER TABLE "%[1]s_tombstones" RENAME TO %[2]s_tombstones; UPDATE lockstep_meta SET tbl = '%[2]s' WHERE tbl = '%[1]s'`, old, d.name)
+		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
 		for _, q := range []string{
@@ -117,8 +139,6 @@ func (d *pgDB) setup(ctx context.Context) error {
 			`CREATE TABLE IF NOT EXISTS ` + d.tomb + ` (
 				key text PRIMARY KEY, ord text NOT NULL, ord_sort bytea NOT NULL,
 				digest bigint NOT NULL, mark bigint NOT NULL)`,
-			`CREATE TABLE IF NOT EXISTS lockstep_meta (tbl text PRIMARY KEY, checkpoint text NOT NULL, gen bigint NOT NULL,
-				live bigint NOT NULL, tombstones bigint NOT NULL)`,
 		} {
 			if _, err := tx.Exec(ctx, q); err != nil {
 				return err

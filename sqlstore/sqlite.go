@@ -140,6 +140,15 @@ func (d *sqliteDB) q() interface {
 func (d *sqliteDB) meta(ctx context.Context) (m metaRow, ok bool, err error) {
 	err = d.q().QueryRowContext(ctx, `SELECT checkpoint, gen, live, tombstones FROM lockstep_meta WHERE tbl = ?`, d.name).Scan(&m.cp, &m.gen, &m.live, &m.tombs)
 	if errors.Is(err, sql.ErrNoRows) {
+		// Lockstep once kept the case of table names. SQLite's ignore it:
+		// "Servers" is this very table, whose row is renamed.
+		res, err := d.q().ExecContext(ctx, `UPDATE lockstep_meta SET tbl = ? WHERE lower(tbl) = ?`, d.name, d.name)
+		if err != nil {
+			return m, false, err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return d.meta(ctx)
+		}
 		return m, false, nil
 	}
 	return m, err == nil, err
@@ -324,7 +333,7 @@ func (d *sqliteDB) each(ctx context.Context, fn func([]byte) error) ([]byte, err
 	}
 	defer tx.Rollback()
 	var cp []byte
-	switch err := tx.QueryRowContext(ctx, `SELECT checkpoint FROM lockstep_meta WHERE tbl = ?`, d.name).Scan(&cp); {
+	switch err := tx.QueryRowContext(ctx, `SELECT checkpoint FROM lockstep_meta WHERE lower(tbl) = ?`, d.name).Scan(&cp); {
 	case errors.Is(err, sql.ErrNoRows), err != nil && strings.Contains(err.Error(), "no such table"):
 		return nil, fmt.Errorf("no lockstep table %s here", d.name)
 	case err != nil:

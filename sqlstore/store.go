@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -43,13 +44,26 @@ type Options struct {
 }
 
 // IsDSN reports whether out names a database rather than a file:
-// sqlite:PATH, postgres://… or postgresql://….
+// sqlite:PATH, postgres://… or postgresql://…. A libpq keyword=value string
+// ("host=db dbname=ops") counts too, so that it is refused, not taken for a
+// file name.
 func IsDSN(out string) bool {
-	return strings.HasPrefix(out, "sqlite:") || strings.HasPrefix(out, "postgres://") || strings.HasPrefix(out, "postgresql://")
+	return strings.HasPrefix(out, "sqlite:") || strings.HasPrefix(out, "postgres:") || strings.HasPrefix(out, "postgresql:") ||
+		keywordDSN.MatchString(out)
 }
 
+var keywordDSN = regexp.MustCompile(`^\s*(host|hostaddr|dbname|user|password|port|sslmode|service)\s*=`)
+
 // Redact shows a DSN with its password hidden.
-func Redact(dsn string) string { return follow.Redact(dsn) }
+func Redact(dsn string) string {
+	if keywordDSN.MatchString(dsn) {
+		return regexp.MustCompile(`(password\s*=\s*)('[^']*'|\S*)`).ReplaceAllString(dsn, "${1}***")
+	}
+	if strings.HasPrefix(dsn, "postgres") && strings.Contains(dsn, "://") {
+		dsn, _ = escapeUserinfo(dsn)
+	}
+	return follow.Redact(dsn)
+}
 
 // row is what the Store knows of one key: what the database holds, and what
 // it must hold after the next flush.
@@ -225,8 +239,11 @@ func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
+	if busy(err) {
+		return temporaryError{fmt.Errorf("table %s: %w (a writer of another table in this SQLite file held its write lock for over 10s; a file per table avoids that)", s.table, err)}
+	}
 	err = fmt.Errorf("table %s: %w", s.table, scrubErr(err, s.secret))
-	if connectionLost(err) || busy(err) {
+	if connectionLost(err) {
 		return temporaryError{err}
 	}
 	return err

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -328,5 +329,111 @@ func TestPostgres_ConcurrentSetup(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
+	}
+}
+
+// A table an earlier lockstep named with capitals ("Servers") is taken up
+// in SQLite, where it is the same table as servers, and named in a clear
+// error in PostgreSQL, where it is another.
+func TestStore_TableWrittenWithCapitals(t *testing.T) {
+	srv := followtest.NewUnstartedServer(rec(1, 1), rec(2, 2))
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	sync := func(dsn string) error {
+		ctx := context.Background()
+		store, err := sqlstore.Open(ctx, dsn, srv.URL+"/", sqlstore.Options{})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1})
+		if err != nil {
+			return err
+		}
+		return e.Run(ctx)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "r.db")
+		if err := sync("sqlite:" + file + "?table=servers"); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Exec(`UPDATE lockstep_meta SET tbl = 'Servers'`)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sync("sqlite:" + file + "?table=Servers"); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if _, err := sqlstore.Read(context.Background(), "sqlite:"+file, func(r []byte) error { got = append(got, string(r)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, []string{rec(1, 1), rec(2, 2)}) {
+			t.Fatalf("replica %q", got)
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pg := needPostgres(t)
+		name := fmt.Sprintf("caps%d", tables.Add(1))
+		if err := sync(pg.DSN + "&table=" + name); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pg.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		upper := strings.ToUpper(name[:1]) + name[1:]
+		for _, q := range []string{
+			fmt.Sprintf(`ALTER TABLE %s RENAME TO "%s"`, name, upper),
+			fmt.Sprintf(`ALTER TABLE %s_tombstones RENAME TO "%s_tombstones"`, name, upper),
+			fmt.Sprintf(`UPDATE lockstep_meta SET tbl = '%s' WHERE tbl = '%s'`, upper, name),
+		} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = sync(pg.DSN + "&table=" + upper)
+		if err == nil || !strings.Contains(err.Error(), `ALTER TABLE "`+upper+`" RENAME TO `+name) {
+			t.Fatalf("err %v, want one that says how to rename the table", err)
+		}
+		// Renamed as it says, the replica is taken up again.
+		if _, err := conn.Exec(ctx, strings.SplitN(err.Error(), "rename it with ", 2)[1]); err != nil {
+			t.Fatal(err)
+		}
+		if err := sync(pg.DSN + "&table=" + upper); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A database that is not UTF-8 is refused at once, by name, rather than
+// stopping at the first record it cannot hold.
+func TestPostgres_NotUTF8(t *testing.T) {
+	pg := needPostgres(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("ascii%d", tables.Add(1))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.Open(ctx, strings.Replace(pg.DSN, "/postgres?", "/"+name+"?", 1)+"&table=t", "http://h/", sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Open(ctx, replica.Identity{}, false); err == nil || !strings.Contains(err.Error(), "encoded SQL_ASCII: lockstep needs UTF8") {
+		t.Fatalf("err %v", err)
 	}
 }
