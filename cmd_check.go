@@ -70,7 +70,7 @@ func runCheck(c *cli.Context) error {
 		return stdoutError(err)
 	}
 	if report.Failed() {
-		return fmt.Errorf("check %s: %d of %d probes failed", report.Endpoint, count(report, check.Fail), len(report.Results))
+		return fmt.Errorf("check %s: %s of %s failed", report.Endpoint, thousands(count(report, check.Fail)), thousands(len(report.Results))+" "+plural(len(report.Results), "probe", "probes"))
 	}
 	return nil
 }
@@ -110,8 +110,8 @@ func writeCheckText(w io.Writer, r *check.Report) error {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "%d probes: %d PASS, %d WARN, %d FAIL, %d INFO, in %s. The protocol: %s\n",
-		len(r.Results), count(r, check.Pass), count(r, check.Warn), count(r, check.Fail), count(r, check.Info), roundDelay(r.Elapsed), protocolDoc)
+	fmt.Fprintf(&b, "%s %s: %d PASS, %d WARN, %d FAIL, %d INFO, in %s. The protocol: %s\n",
+		thousands(len(r.Results)), plural(len(r.Results), "probe", "probes"), count(r, check.Pass), count(r, check.Warn), count(r, check.Fail), count(r, check.Info), roundDelay(r.Elapsed), protocolDoc)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

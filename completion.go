@@ -58,7 +58,7 @@ Examples:
 	OnUsageError: usageMessage,
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
-			return usagef("completion: want one shell, bash, zsh or fish, got %d arguments (see lockstep completion --help)", c.NArg())
+			return usagef("completion: want one shell, bash, zsh or fish, got %s (see lockstep completion --help)", thousands(c.NArg())+" "+plural(c.NArg(), "argument", "arguments"))
 		}
 		w := c.App.Writer
 		switch shell := c.Args().First(); shell {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,36 @@ func TestRun_BoundsBytesAndTime(t *testing.T) {
 	for _, r := range report.Results {
 		if r.Probe == "endless" && r.Status != check.Info {
 			t.Errorf("endless: %s %s, want INFO (stopped at the cap)", r.Status, r.Seen)
+		}
+	}
+}
+
+// Counts read as the rest of lockstep's output: 1,500 records, 1 record.
+func TestRun_CountsReadable(t *testing.T) {
+	for _, n := range []int{1500, 1} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cursor, _ := strconv.Atoi(path.Base(r.URL.Path))
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			for i := max(cursor, 1); i <= n; i++ {
+				fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", i, i)
+			}
+		}))
+		report, err := check.Run(context.Background(), check.Options{
+			Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+			Timeout: 5 * time.Second,
+		})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]map[string]string{
+			1500: {"status": ": 1,500 records", "records": "1,500 records, each", "endless": "after 1,500 records", "agreement": "(750 and 750 records)"},
+			1:    {"status": ": 1 record through", "records": "1 record, each", "endless": "after 1 record"},
+		}[n]
+		for _, r := range report.Results {
+			if w, ok := want[r.Probe]; ok && !strings.Contains(r.Seen, w) {
+				t.Errorf("%d records: %s: %q, want %q in it", n, r.Probe, r.Seen, w)
+			}
 		}
 	}
 }

@@ -136,13 +136,13 @@ func (p *prober) probeStatus() bool {
 	case r.ok():
 		s := r.snapshot()
 		n := len(p.firstDec.records)
-		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %d records", r.status, http.StatusText(r.status), r.url, n)
+		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %s", r.status, http.StatusText(r.status), r.url, count(n, "record", "records"))
 		if n > 0 {
 			// Not len(s.body): on an endless response, heartbeats come and go.
 			seen += fmt.Sprintf(" through byte %d", p.firstDec.records[n-1].end)
 		}
 		if s.capped {
-			seen += fmt.Sprintf(" (stopped reading at the %d-byte cap)", len(s.body))
+			seen += fmt.Sprintf(" (stopped reading at the %s-byte cap)", thousands(len(s.body)))
 		}
 		if n == 0 {
 			p.add("status", Warn, seen, "add a few records: without data the cursor cannot be checked", nil)
@@ -217,9 +217,9 @@ func (p *prober) probeFraming() {
 	switch {
 	case len(backToBack) > 0:
 		off := backToBack[0] - 1
-		p.add("framing", Warn, fmt.Sprintf("%d objects sent back to back with nothing between them, first at byte %d (accepted, but few clients read that)", len(backToBack), off), fix, where(r, body, off))
+		p.add("framing", Warn, fmt.Sprintf("%s sent back to back with nothing between them, first at byte %d (accepted, but few clients read that)", count(len(backToBack), "object", "objects"), off), fix, where(r, body, off))
 	case len(noNewline) > 0:
-		p.add("framing", Warn, fmt.Sprintf("%d objects separated by spaces but no newline, first at byte %d", len(noNewline), noNewline[0]), fix, where(r, body, noNewline[0]))
+		p.add("framing", Warn, fmt.Sprintf("%s separated by spaces but no newline, first at byte %d", count(len(noNewline), "object", "objects"), noNewline[0]), fix, where(r, body, noNewline[0]))
 	default:
 		p.add("framing", Pass, "one object per line", "", nil)
 	}
@@ -229,11 +229,11 @@ func (p *prober) probeFraming() {
 func (p *prober) probeRecords() {
 	r, d := p.first, p.firstDec
 	if len(d.bad) == 0 {
-		p.add("records", Pass, fmt.Sprintf("%d records, each a JSON object with %q and %q", len(d.records), p.fields().Key, p.fields().OrderBy), "", nil)
+		p.add("records", Pass, fmt.Sprintf("%s, each a JSON object with %q and %q", count(len(d.records), "record", "records"), p.fields().Key, p.fields().OrderBy), "", nil)
 		return
 	}
 	b := d.bad[0]
-	p.add("records", Fail, fmt.Sprintf("bad records: %d; the first at byte %d: %s", len(d.bad), b.Offset, b.Reason),
+	p.add("records", Fail, fmt.Sprintf("%s; the first at byte %d: %s", count(len(d.bad), "bad record", "bad records"), b.Offset, b.Reason),
 		fmt.Sprintf("send one JSON object per record, each with %q (a number or string) and %q", p.fields().Key, p.fields().OrderBy),
 		&Where{URL: r.url, Offset: b.Offset, Snippet: truncate(string(b.Snippet), 60)})
 }
@@ -367,7 +367,7 @@ func (p *prober) probeCursor() {
 		}
 	}
 	if len(below) > 0 {
-		p.add("cursor", Fail, fmt.Sprintf("cursor ignored: %s returned %d of %d records below %s, the first at byte %d", r.url, len(below), len(d.records), p.mid.Param(), below[0].offset),
+		p.add("cursor", Fail, fmt.Sprintf("cursor ignored: %s returned %s of %s below %s, the first at byte %d", r.url, thousands(len(below)), count(len(d.records), "record", "records"), p.mid.Param(), below[0].offset),
 			fmt.Sprintf("return only records with %s >= the cursor", p.fields().OrderBy), where(r, r.snapshot().body, below[0].offset))
 		return
 	}
@@ -412,12 +412,12 @@ func (p *prober) probeInclusive() {
 		}
 		return
 	}
-	p.add("inclusive", Pass, fmt.Sprintf("%s returned the records at %s (%d) and all those above", r.url, p.mid.Param(), atMid), "", nil)
+	p.add("inclusive", Pass, fmt.Sprintf("%s returned the records at %s (%s) and all those above", r.url, p.mid.Param(), thousands(atMid)), "", nil)
 }
 
 // probeTombstones: deleted records are sent for a cursor above 0.
 func (p *prober) probeTombstones() {
-	count := func(d decoded) int {
+	tombs := func(d decoded) int {
 		n := 0
 		for _, r := range d.records {
 			if r.deleted {
@@ -426,14 +426,14 @@ func (p *prober) probeTombstones() {
 		}
 		return n
 	}
-	atZero := count(p.firstDec)
+	atZero := tombs(p.firstDec)
 	for _, x := range []struct {
 		r *response
 		d decoded
 	}{{p.since[0], p.sinceDec[0]}, {p.old, p.oldDec}} {
 		if x.r != nil && x.r.ok() {
-			if n := count(x.d); n > 0 {
-				p.add("tombstones", Pass, fmt.Sprintf("%d tombstones at cursor %s (%d at cursor 0, where they may be left out)", n, x.r.cursor.Param(), atZero), "", nil)
+			if n := tombs(x.d); n > 0 {
+				p.add("tombstones", Pass, fmt.Sprintf("%s at cursor %s (%s at cursor 0, where they may be left out)", count(n, "tombstone", "tombstones"), x.r.cursor.Param(), thousands(atZero)), "", nil)
 				return
 			}
 		}
@@ -489,7 +489,7 @@ func (p *prober) probeAgreement() {
 			return
 		}
 	}
-	p.add("agreement", Pass, fmt.Sprintf("two reads at cursor %s agree (%d and %d records)", p.mid.Param(), len(a.records), len(b.records)), "", nil)
+	p.add("agreement", Pass, fmt.Sprintf("two reads at cursor %s agree (%s and %s)", p.mid.Param(), thousands(len(a.records)), count(len(b.records), "record", "records")), "", nil)
 }
 
 // probePrecision: numbers that a float64 reader (JavaScript, jq) would
@@ -541,20 +541,20 @@ func (p *prober) probeEndless() {
 	n := len(p.firstDec.records)
 	switch {
 	case s.ended:
-		p.add("endless", Pass, fmt.Sprintf("finite: the response ended after %d records", n), "", nil)
+		p.add("endless", Pass, fmt.Sprintf("finite: the response ended after %s", count(n, "record", "records")), "", nil)
 		p.add("heartbeat", Info, "not needed: the response is finite", "", nil)
 		return
 	case s.capped:
-		p.add("endless", Info, fmt.Sprintf("unknown: reading stopped at the %d-byte cap", len(s.body)), "", nil)
+		p.add("endless", Info, fmt.Sprintf("unknown: reading stopped at the %s-byte cap", thousands(len(s.body))), "", nil)
 		p.add("heartbeat", Info, "not run: reading stopped at the byte cap", "", nil)
 		return
 	case s.readErr != nil && p.ctx.Err() == nil:
-		p.add("endless", Fail, fmt.Sprintf("the response failed after %d bytes: %v", len(s.body), s.readErr),
+		p.add("endless", Fail, fmt.Sprintf("the response failed after %s: %v", count(len(s.body), "byte", "bytes"), s.readErr),
 			"end a response cleanly (the last chunk of a chunked body), or keep it open", nil)
 		p.add("heartbeat", Info, "not run: the response failed", "", nil)
 		return
 	}
-	p.add("endless", Pass, fmt.Sprintf("endless: still open after its %d records", n), "", nil)
+	p.add("endless", Pass, fmt.Sprintf("endless: still open after its %s", count(n, "record", "records")), "", nil)
 	longest := max(s.gap, s.silent)
 	switch {
 	case longest > p.opts.MaxSilence:
