@@ -32,9 +32,9 @@ Examples:
 	Flags: append(append([]cli.Flag{
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: env("format"), Category: "Output",
 			Action: oneOf("format", "text", "json", "table", "auto")},
-		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout")},
+		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout"), Action: positive("timeout")},
 		&cli.StringFlag{Name: "max-bytes", Value: "8MiB", Usage: "read at most this much of each response", EnvVars: env("max-bytes")},
-		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence")},
+		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence"), Action: positive("max-silence")},
 	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),
 	Action: runCheck,
 }
@@ -50,7 +50,7 @@ func runCheck(c *cli.Context) error {
 	}
 	maxBytes, err := parseSize(c.String("max-bytes"))
 	if err != nil {
-		return usagef("--max-bytes: %v", err)
+		return flagError(c, "%s: %v", valueSource(c, "max-bytes", c.String("max-bytes")), err)
 	}
 	report, err := check.Run(c.Context, check.Options{
 		Config:     cfg,

@@ -45,7 +45,7 @@ Examples:
 		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
 			Action: oneOf("sort", "key", "order")},
 		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long (a duration such as 5m)", EnvVars: env("max-age"),
-			Action: nonNegative("max-age")},
+			Action: positive("max-age")},
 		colorFlag,
 		onBadRecordFlag("fail"),
 	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),

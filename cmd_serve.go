@@ -30,7 +30,8 @@ Examples:
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr")},
 		&cli.BoolFlag{Name: "finite", Usage: "end each response after the backlog", EnvVars: env("finite")},
-		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat")},
+		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat"),
+			Action: nonNegative("heartbeat")},
 		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
 		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
 		fieldFlags[0], fieldFlags[1], fieldFlags[2],

@@ -52,7 +52,7 @@ func runTail(c *cli.Context) error {
 	log := logOf(c)
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
-		return usagef("--max-delete: %v", err)
+		return flagError(c, "%s: %v", valueSource(c, "max-delete", c.String("max-delete")), err)
 	}
 	fcfg, err := followConfig(c, rawURL)
 	if err != nil {

@@ -22,8 +22,8 @@ import (
 // metricsFlags are for the commands that keep running: sync --follow, tail.
 var metricsFlags = []cli.Flag{
 	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics, and /healthz (200 while fresh, else 503)", EnvVars: env("metrics"), Category: "Monitoring"},
-	&cli.DurationFlag{Name: "health-max-age", Value: time.Minute, Usage: "with --metrics: /healthz answers 503 once the replica has not been caught up for this long", EnvVars: env("health-max-age"), Category: "Monitoring",
-		Action: nonNegative("health-max-age")},
+	&cli.DurationFlag{Name: "health-max-age", Aliases: []string{"max-age"}, Value: time.Minute, Usage: "with --metrics: /healthz answers 503 once the replica has not been caught up for this long (--max-age, as for dump)", EnvVars: env("health-max-age"), Category: "Monitoring",
+		Action: positive("health-max-age")},
 }
 
 // metrics are a following engine's Prometheus metrics. Every field is

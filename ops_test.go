@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -115,6 +116,15 @@ func TestMessages_Golden(t *testing.T) {
 		{"sync-nothing-new", nil, []string{"sync", "--out", out, src.URL + "/"}},
 		{"sync-quiet-nothing-new", nil, []string{"sync", "-q", "--out", out, src.URL + "/"}},
 		{"completion-unknown", nil, []string{"completion", "tcsh"}},
+		{"check-timeout-zero", nil, []string{"check", "--timeout", "0", "http://127.0.0.1:1/"}},
+		{"check-max-silence-negative", nil, []string{"check", "--max-silence", "-1s", "http://127.0.0.1:1/"}},
+		{"check-max-bytes-zero", nil, []string{"check", "--max-bytes", "0", "http://127.0.0.1:1/"}},
+		{"sync-flush-interval-zero", nil, []string{"sync", "--follow", "--flush-interval", "0", "--out", out + "2", "http://127.0.0.1:1/"}},
+		{"serve-heartbeat-negative", nil, []string{"serve", "--heartbeat", "-1s", "servers.jsonl"}},
+		{"tail-poll-zero", map[string]string{"LOCKSTEP_POLL": "0s"}, []string{"tail", "--once", "--retry-for", "0", "http://127.0.0.1:1/"}},
+		{"tail-health-max-age-zero", nil, []string{"tail", "--once", "--retry-for", "0", "--metrics", "127.0.0.1:0", "--health-max-age", "0", "http://127.0.0.1:1/"}},
+		{"tail-max-record-size-zero", nil, []string{"tail", "--once", "--retry-for", "0", "--max-record-size", "0", "http://127.0.0.1:1/"}},
+		{"sync-max-delete-bad", nil, []string{"sync", "--retry-for", "0", "--max-delete", "150%", "--out", out + "2", "http://127.0.0.1:1/"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,4 +404,42 @@ func TestBuildVersion_NotEmpty(t *testing.T) {
 	if v := buildVersion(); v == "" {
 		t.Error("empty version")
 	}
+}
+
+// --max-age is --health-max-age for the commands that serve /healthz,
+// as dump's --max-age is for a file.
+func TestHealth_MaxAgeAlias(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10))
+	url := serve(t, src, "--finite") + "/"
+	_, _, stderr := start(t, "tail", "--poll", "10s", "--max-age", "1ns", "--metrics", "127.0.0.1:0", url)
+	base := metricsAddr(t, stderr)
+	waitUntil(t, "/healthz to say stale", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 503 && strings.Contains(string(body), "stale")
+	})
+	if r := lockstep(t, "sync", "--help"); !strings.Contains(r.stdout, "--health-max-age value, --max-age value") {
+		t.Errorf("sync --help does not show --max-age:\n%s", r.stdout)
+	}
+}
+
+// metricsAddr waits for the line that says where --metrics listens.
+func metricsAddr(t *testing.T, stderr *lines) string {
+	t.Helper()
+	addrRE := regexp.MustCompile(`metrics on http://(\S+)/metrics`)
+	var base string
+	waitUntil(t, "the metrics address", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	return base
 }
