@@ -39,7 +39,7 @@ Examples:
    lockstep dump --max-age 5m servers.jsonl > /dev/null || alert "replica is stale"
    lockstep dump --sort order http://h/servers/`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: env("format"), Category: "Output",
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: commandEnv("dump", "format"), Category: "Output",
 			Action: oneOf("format", "auto", "json", "table", "text", "csv", "tsv")},
 		&cli.StringFlag{Name: "fields", Usage: "only these `NAMES` (comma-separated, such as id,ip,port), in this order", EnvVars: env("fields"), Category: "Output"},
 		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",

@@ -35,7 +35,7 @@ Examples:
 		&cli.BoolFlag{Name: "wait", Usage: "with --checkpoint: wait for another tail's lock instead of failing", EnvVars: env("wait")},
 		&cli.BoolFlag{Name: "private", Usage: "with --checkpoint: create the file 0600", EnvVars: env("private")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would infer tombstones for more than this share of 100+ keys", EnvVars: env("max-delete")},
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text (table: the same), or auto (text on a terminal)", EnvVars: env("format"), Category: "Output",
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text (table: the same), or auto (text on a terminal)", EnvVars: commandEnv("tail", "format"), Category: "Output",
 			Action: oneOf("format", "auto", "json", "text", "table")},
 		colorFlag,
 		onBadRecordFlag("warn"),

@@ -23,6 +23,13 @@ func env(name string) []string {
 	return []string{"LOCKSTEP_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
 }
 
+// commandEnv names the environment variable of a flag that means
+// something else to each command: LOCKSTEP_DUMP_FORMAT for dump's
+// --format, so that dump's csv never reaches tail.
+func commandEnv(command, name string) []string {
+	return env(command + "-" + name)
+}
+
 // oneOf is a flag Action that accepts only the listed values.
 func oneOf(name string, values ...string) func(*cli.Context, string) error {
 	return func(c *cli.Context, v string) error {

@@ -58,7 +58,9 @@ it, and resumes from the cursor after any disconnect or restart.
 
 Exit codes: 0 done, 1 runtime failure, 2 usage error.
 Every flag can also be set by an environment variable LOCKSTEP_<FLAG>,
-e.g. LOCKSTEP_SINCE_PARAM=since.
+e.g. LOCKSTEP_SINCE_PARAM=since, except --format, whose values differ from
+command to command: LOCKSTEP_TAIL_FORMAT, LOCKSTEP_DUMP_FORMAT and
+LOCKSTEP_CHECK_FORMAT.
 Every command takes -q (quiet), -v (each request and response) and
 --log-format text|json. Shell completion: lockstep completion bash|zsh|fish;
 the manual page: lockstep man.`,

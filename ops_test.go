@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,8 +104,13 @@ func TestMessages_Golden(t *testing.T) {
 		{"unknown-flag", nil, []string{"--bogus"}},
 		{"unknown-command", nil, []string{"snyc"}},
 		{"unknown-command-flag", nil, []string{"sync", "--ot", "x", "http://h/"}},
-		{"env-format-meant", map[string]string{"LOCKSTEP_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
-		{"env-format-wrong", map[string]string{"LOCKSTEP_FORMAT": "csv"}, []string{"tail", src.URL + "/"}},
+		{"env-format-meant", map[string]string{"LOCKSTEP_TAIL_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
+		{"env-format-wrong", map[string]string{"LOCKSTEP_TAIL_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},
+		// --format means something else to each command, so each has its
+		// own variable: dump's csv is no concern of tail's or check's.
+		{"env-format-other-command", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},
+		{"env-format-dump", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv"}, []string{"dump", src.URL + "/"}},
+		{"env-format-check", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv", "LOCKSTEP_CHECK_FORMAT": "xml"}, []string{"check", src.URL + "/"}},
 		{"env-bool", map[string]string{"LOCKSTEP_ONCE": "yes"}, []string{"tail", src.URL + "/"}},
 		{"env-duration", map[string]string{"LOCKSTEP_IDLE": "2"}, []string{"tail", src.URL + "/"}},
 		{"duration-unit", nil, []string{"dump", "--max-age", "5", "servers.jsonl"}},
@@ -141,6 +147,7 @@ func envText(env map[string]string) string {
 	for k, v := range env {
 		s = append(s, k+"="+v)
 	}
+	slices.Sort(s)
 	return strings.Join(s, " ")
 }
 

@@ -132,7 +132,7 @@ func closest(typed string, names []string) string {
 
 // flagSource names where a flag's value came from, for an error: "--name"
 // when it is on the command line, else the environment variable that set
-// it ("LOCKSTEP_FORMAT=table").
+// it ("LOCKSTEP_TAIL_FORMAT=table").
 func flagSource(c *cli.Context, name string) string {
 	args, _ := c.App.Metadata[argsKey].([]string)
 	f := flagNamed(c.Command.Flags, name)
