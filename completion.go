@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -45,6 +46,9 @@ _lockstep() {
 compdef _lockstep lockstep
 `
 
+// longAlias is a fish -s option of more than one letter.
+var longAlias = regexp.MustCompile(` -s ([[:alnum:]][[:alnum:]-]+)`)
+
 var completionCommand = &cli.Command{
 	Name:      "completion",
 	Usage:     "print a shell completion script (bash, zsh or fish)",
@@ -71,7 +75,9 @@ Examples:
 			if err != nil {
 				return fmt.Errorf("completion fish: %w", err)
 			}
-			return writeString(w, s)
+			// urfave/cli gives every alias fish's -s, which is for one
+			// letter: --max-age is a long option too.
+			return writeString(w, longAlias.ReplaceAllString(s, " -l $1"))
 		default:
 			return usagef("completion: no shell %q: want bash, zsh or fish", shell)
 		}
