@@ -57,6 +57,9 @@ func runDump(c *cli.Context) error {
 		return usagef("dump: want one FILE or URL argument, got %d (see lockstep dump --help)", c.NArg())
 	}
 	arg := c.Args().First()
+	if err := checkDumpArg(c, arg); err != nil {
+		return err
+	}
 	stdout := c.App.Writer
 	only, err := parseFields(c.String("fields"))
 	if err != nil {
@@ -136,6 +139,29 @@ func runDump(c *cli.Context) error {
 		err = bw.Flush()
 	}
 	return dumpError(name, err)
+}
+
+// checkDumpArg refuses at once an argument that is none of the four
+// things dump reads, saying which was probably meant.
+func checkDumpArg(c *cli.Context, arg string) error {
+	const want = "want a snapshot FILE, sqlite:PATH, postgres://… or an http:// or https:// URL"
+	switch {
+	case strings.TrimSpace(arg) == "":
+		return flagError(c, "the argument is empty; %s", want)
+	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
+		if err := checkURL(arg); err != nil {
+			return flagError(c, "%v", err)
+		}
+	case sqlstore.IsDSN(arg):
+		if err := checkDSN(arg); err != nil {
+			return flagError(c, "%v", err)
+		}
+	case strings.Contains(arg, "://"):
+		return flagError(c, "%s: %s", follow.Redact(arg), want)
+	case isSQLite(arg):
+		return flagError(c, "%s is a SQLite database, not a snapshot file; did you mean sqlite:%s?", arg, arg)
+	}
+	return nil
 }
 
 // dumpError names what was dumped in an error, and is quiet when the

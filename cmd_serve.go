@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lockstep/lockstep/endpoint"
@@ -42,9 +43,12 @@ Examples:
 
 func runServe(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usagef("serve: want one FILE argument, got %d", c.NArg())
+		return usagef("serve: want one FILE argument, got %d (see lockstep serve --help)", c.NArg())
 	}
 	path := c.Args().First()
+	if strings.TrimSpace(path) == "" {
+		return flagError(c, "the FILE argument is empty; want the JSON lines file to serve")
+	}
 	heartbeat := c.Duration("heartbeat")
 	if heartbeat == 0 {
 		heartbeat = -1 // endpoint.Options: never

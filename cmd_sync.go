@@ -76,6 +76,12 @@ func runSync(c *cli.Context) error {
 	}
 	log := logOf(c)
 	db := sqlstore.IsDSN(out)
+	if err := checkDSN(out); db && err != nil {
+		return flagError(c, "--out: %v", err)
+	}
+	if !db && isSQLite(out) {
+		return flagError(c, "--out %s is a SQLite database, not a snapshot file; did you mean --out sqlite:%s?", out, out)
+	}
 	if !db {
 		if out, err = state.ResolveFile(out); err != nil {
 			return fmt.Errorf("sync --out %s: %w", c.String("out"), err)

@@ -226,10 +226,14 @@ func badRecords(c *cli.Context) replica.BadRecords {
 	return replica.FailOnBadRecord
 }
 
-// urlArg returns the one URL argument.
+// urlArg returns the one URL argument, refusing at once one that no
+// retry could reach (checkURL).
 func urlArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
 		return "", usagef("%s: want one URL argument, got %d (see lockstep %s --help)", c.Command.Name, c.NArg(), c.Command.Name)
+	}
+	if err := checkURL(c.Args().First()); err != nil {
+		return "", flagError(c, "%v", err)
 	}
 	return c.Args().First(), nil
 }

@@ -44,7 +44,11 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // runBinary runs the binary with more environment variables.
 func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	// Every case here ends by itself at once: one still running after
+	// 20s is a failure, not a wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -52,6 +56,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, std
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("lockstep %v: still running after 20s; stderr:\n%s", args, errOut.String())
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
@@ -96,6 +103,9 @@ func TestMessages_Golden(t *testing.T) {
 	defer one.Close()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "servers.jsonl")
+	// What a SQLite database begins with.
+	sqliteFile := filepath.Join(dir, "servers.db")
+	writeFile(t, sqliteFile, "SQLite format 3\x00", strings.Repeat("\x00", 84))
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -122,6 +132,19 @@ func TestMessages_Golden(t *testing.T) {
 		{"sync-nothing-new", nil, []string{"sync", "--out", out, src.URL + "/"}},
 		{"sync-quiet-nothing-new", nil, []string{"sync", "-q", "--out", out, src.URL + "/"}},
 		{"completion-unknown", nil, []string{"completion", "tcsh"}},
+		{"tail-invalid-port", nil, []string{"tail", "http://h:99999/x/"}},
+		{"sync-invalid-port", nil, []string{"sync", "--follow", "--out", out + "2", "https://user:pw@h:0/x/"}},
+		{"tail-empty-url", nil, []string{"tail", ""}},
+		{"tail-no-scheme", nil, []string{"tail", "127.0.0.1:4567/x/"}},
+		{"check-no-scheme", nil, []string{"check", "user:pw@localhost/x/"}},
+		{"tail-not-a-url", nil, []string{"tail", "servers"}},
+		{"dump-empty", nil, []string{"dump", ""}},
+		{"dump-ftp", nil, []string{"dump", "ftp://x/"}},
+		{"dump-sqlite-empty", nil, []string{"dump", "sqlite:"}},
+		{"sync-out-sqlite-empty", nil, []string{"sync", "--out", "sqlite:", "http://127.0.0.1:1/"}},
+		{"dump-sqlite-file", nil, []string{"dump", sqliteFile}},
+		{"serve-empty", nil, []string{"serve", ""}},
+		{"sync-out-sqlite-file", nil, []string{"sync", "--out", sqliteFile, "http://127.0.0.1:1/"}},
 		{"check-timeout-zero", nil, []string{"check", "--timeout", "0", "http://127.0.0.1:1/"}},
 		{"check-max-silence-negative", nil, []string{"check", "--max-silence", "-1s", "http://127.0.0.1:1/"}},
 		{"check-max-bytes-zero", nil, []string{"check", "--max-bytes", "0", "http://127.0.0.1:1/"}},
@@ -135,7 +158,13 @@ func TestMessages_Golden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := runBinary(t, tt.env, tt.args...)
-			got := fmt.Sprintf("$ %s lockstep %s\nexit %d\n%s%s", envText(tt.env), strings.Join(tt.args, " "), code, stdout, stderr)
+			shown := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				if shown[i] = a; a == "" {
+					shown[i] = "''"
+				}
+			}
+			got := fmt.Sprintf("$ %s lockstep %s\nexit %d\n%s%s", envText(tt.env), strings.Join(shown, " "), code, stdout, stderr)
 			got = strings.NewReplacer(src.URL, "URL", one.URL, "URL", dir, "DIR").Replace(got)
 			golden(t, filepath.Join("testdata", "messages", tt.name), got)
 		})
