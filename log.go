@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +60,33 @@ func newLogger(c *cli.Context, w io.Writer) *logger {
 	return l
 }
 
-// plainLogger writes undated text lines; for errors met before a command
-// has read its flags.
-func plainLogger(w io.Writer) *logger {
+// plainLogger is the logger of errors met before a command has read its
+// flags: text lines, dated unless w is a terminal, as a command's own.
+func plainLogger(w io.Writer) *logger { return earlyLogger(w, nil) }
+
+// earlyLogger is plainLogger in the format the command line or the
+// environment asks for (--log-format json, LOCKSTEP_LOG_FORMAT=json), so
+// that every line of a JSON log is JSON, a usage error too.
+func earlyLogger(w io.Writer, args []string) *logger {
+	format := os.Getenv("LOCKSTEP_LOG_FORMAT")
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		switch name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); {
+		case !strings.HasPrefix(a, "-") || name != "log-format":
+		case ok:
+			format = value
+		case i+1 < len(args):
+			format = args[i+1]
+		}
+	}
 	l := &logger{w: w}
-	l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo})
+	if format == "json" {
+		l.log = slog.New(slog.NewJSONHandler(lockedWriter{l}, nil))
+	} else {
+		l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo, dated: !isTerminal(w)})
+	}
 	return l
 }
 
@@ -151,15 +174,20 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *textHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *textHandler) WithGroup(string) slog.Handler      { return h }
 
-// commandLogger is the logger the running command set up, or a plain one.
+// commandLogger is the logger the running command set up, or else one
+// for the command line as given (see run).
 func commandLogger(app *cli.App) *logger {
 	if l, ok := app.Metadata[loggerKey].(*logger); ok {
 		return l
 	}
-	return plainLogger(app.ErrWriter)
+	args, _ := app.Metadata[rawArgsKey].([]string)
+	return earlyLogger(app.ErrWriter, args)
 }
 
-const loggerKey = "logger"
+const (
+	loggerKey  = "logger"
+	rawArgsKey = "raw-args" // the command line, for earlyLogger
+)
 
 // setUpLogger is every command's Before: it makes the command's logger.
 func setUpLogger(c *cli.Context) error {

@@ -113,6 +113,7 @@ func TestMessages_Golden(t *testing.T) {
 	}{
 		{"unknown-flag", nil, []string{"--bogus"}},
 		{"unknown-command", nil, []string{"snyc"}},
+		{"help-unknown-command", nil, []string{"help", "snyc"}},
 		{"unknown-command-flag", nil, []string{"sync", "--ot", "x", "http://h/"}},
 		{"env-format-meant", map[string]string{"LOCKSTEP_TAIL_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
 		{"env-format-wrong", map[string]string{"LOCKSTEP_TAIL_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every line lockstep writes to a stderr that is not a terminal is dated,
+// usage errors too, whether they are found before the command reads its
+// flags or after; with --log-format json every line is a JSON object,
+// wherever the flag is given.
+func TestLogLines_AllDatedOrAllJSON(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--bogus"},
+		{"snyc"},
+		{"help", "snyc"},
+		{"tail", "--bogus", "http://127.0.0.1:1/"},
+		{"tail", "--idle", "-1s", "http://127.0.0.1:1/"},
+		{"tail", ""},
+		{"tail", "--once", "--retry-for", "0", "http://127.0.0.1:1/"},
+		{"dump", "--format", "xml", "x"},
+	} {
+		r := lockstep(t, args...)
+		if r.code == 0 || r.stderr == "" {
+			t.Errorf("%q: exit %d, stderr %q: want an error", args, r.code, r.stderr)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+			if !dateRE.MatchString(l) {
+				t.Errorf("%q: an undated line: %q", args, l)
+			}
+		}
+		for _, jargs := range [][]string{
+			append([]string{"--log-format", "json"}, args...),
+			append(args[:1:1], append([]string{"--log-format=json"}, args[1:]...)...),
+		} {
+			r := lockstep(t, jargs...)
+			for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["time"] == nil || rec["msg"] == nil {
+					t.Errorf("%q: not a JSON log line: %q", jargs, l)
+				}
+			}
+		}
+	}
+}
+
+// The log flags work before the command as after it.
+func TestLogFlags_BeforeTheCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10))
+	url := fileServer(t, src)
+	out := filepath.Join(dir, "r.jsonl")
+	r := lockstep(t, "--log-format", "json", "-q", "sync", url, "--out", out)
+	if r.code != 0 || !strings.HasPrefix(r.stderr, `{"time":`) || !strings.Contains(r.stderr, `"inserts":1`) {
+		t.Errorf("exit %d, stderr %q: want the summary as JSON", r.code, r.stderr)
+	}
+	if r := lockstep(t, "-q", "sync", url, "--out", out); r.code != 0 || r.stderr != "" {
+		t.Errorf("-q before sync: exit %d, stderr %q: want nothing", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Error(err)
+	}
+}
