@@ -95,12 +95,16 @@ Examples:
 	Flags:        []cli.Flag{&cli.BoolFlag{Name: "markdown", Usage: "print Markdown instead of roff"}},
 	OnUsageError: usageMessage,
 	Action: func(c *cli.Context) error {
+		// The page is written in Markdown, where <FLAG> would be a tag:
+		// the texts are escaped on a copy of the app.
+		doc := *c.App
+		doc.Description = markdownText.Replace(doc.Description)
 		var s string
 		var err error
 		if c.Bool("markdown") {
-			s, err = c.App.ToMarkdown()
+			s, err = doc.ToMarkdown()
 		} else {
-			s, err = c.App.ToMan()
+			s, err = doc.ToManWithSection(1) // a user command
 		}
 		if err != nil {
 			return fmt.Errorf("man: %w", err)
@@ -108,6 +112,9 @@ Examples:
 		return writeString(c.App.Writer, s)
 	},
 }
+
+// markdownText escapes what Markdown would take for markup in plain text.
+var markdownText = strings.NewReplacer(`<`, `\<`, `>`, `\>`)
 
 func writeString(w io.Writer, s string) error {
 	if !strings.HasSuffix(s, "\n") {

@@ -480,3 +480,24 @@ func metricsAddr(t *testing.T, stderr *lines) string {
 	})
 	return base
 }
+
+// The manual page is for section 1 (a user command), keeps the text in
+// angle brackets, and has one section per command.
+func TestMan_Page(t *testing.T) {
+	stdout, _, code := runApp(t, "man")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{".TH lockstep 1", "LOCKSTEP_<FLAG>", "LOCKSTEP_DUMP_FORMAT"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in the man page", want)
+		}
+	}
+	if n := strings.Count(stdout, "help, h\n"); n != 1 {
+		t.Errorf("%d sections for help, want 1", n)
+	}
+	md, _, _ := runApp(t, "man", "--markdown")
+	if !strings.Contains(md, `LOCKSTEP_\<FLAG\>`) || strings.Count(md, "help, h\n") != 1 {
+		t.Errorf("markdown: the angle brackets not escaped, or help twice:\n%.2000s", md)
+	}
+}
