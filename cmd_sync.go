@@ -30,7 +30,8 @@ written and locked, and the link stays. New files are 0666 less the umask
 (--private: 0600); existing files keep their mode.
 
 --on-change CMD runs after each write that changed the replica (sh -c,
-never two at once, its output on stderr), with LOCKSTEP_INSERTS,
+never two at once, its output on stderr: with --log-format json, a JSON
+log line per line of output), with LOCKSTEP_INSERTS,
 LOCKSTEP_UPDATES, LOCKSTEP_DELETES (since the last run), LOCKSTEP_RECORDS,
 LOCKSTEP_CURSOR, LOCKSTEP_SNAPSHOT (FILE) and LOCKSTEP_ENDPOINT (redacted)
 in its environment. Its failure is reported; the sync goes on.

@@ -29,6 +29,7 @@ var logFlags = []cli.Flag{
 // metrics server report from their own goroutines.
 type logger struct {
 	log   *slog.Logger
+	json  bool // --log-format json
 	quiet bool
 	// live: draw a progress line (stderr is a terminal, text, not quiet).
 	live bool
@@ -47,6 +48,7 @@ func newLogger(c *cli.Context, w io.Writer) *logger {
 	}
 	var h slog.Handler
 	if c.String("log-format") == "json" {
+		l.json = true
 		h = slog.NewJSONHandler(lockedWriter{l}, &slog.HandlerOptions{Level: level})
 	} else {
 		terminal := isTerminal(w)
@@ -81,8 +83,8 @@ func earlyLogger(w io.Writer, args []string) *logger {
 			format = args[i+1]
 		}
 	}
-	l := &logger{w: w}
-	if format == "json" {
+	l := &logger{w: w, json: format == "json"}
+	if l.json {
 		l.log = slog.New(slog.NewJSONHandler(lockedWriter{l}, nil))
 	} else {
 		l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo, dated: !isTerminal(w)})
@@ -105,6 +107,17 @@ func (l *logger) warn(msg string, attrs ...any) { l.log.Warn(msg, attrs...) }
 
 // error reports the error that ends the command.
 func (l *logger) error(err error) { l.log.Error(err.Error()) }
+
+// output passes on a line another program wrote (an --on-change command):
+// as it is, or as a JSON log line of its own. -q keeps it, as it keeps
+// the summary of the change that ran the program.
+func (l *logger) output(stream, line string) {
+	if l.json {
+		l.log.Info(line, "source", "on-change", "stream", stream)
+		return
+	}
+	lockedWriter{l}.Write([]byte(line + "\n"))
+}
 
 // debug is for --verbose.
 func (l *logger) debug(msg string, attrs ...any) { l.log.Debug(msg, attrs...) }

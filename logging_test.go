@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,37 @@ func TestLogFlags_BeforeTheCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Error(err)
+	}
+}
+
+// With --log-format json the --on-change command's output comes as JSON
+// log lines too, a line of output each.
+func TestOnChange_OutputInJSONLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10))
+	url := fileServer(t, src)
+	r := lockstep(t, "sync", "--log-format", "json", "--on-change", `echo "hello $LOCKSTEP_INSERTS"; printf 'oops\nno newline' >&2`, url, "--out", filepath.Join(dir, "r.jsonl"))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		var rec struct {
+			Msg, Source, Stream string
+			Time                any
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Time == nil {
+			t.Errorf("not a JSON log line: %q", l)
+			continue
+		}
+		if rec.Source == "on-change" {
+			got = append(got, rec.Stream+": "+rec.Msg)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"stderr: no newline", "stderr: oops", "stdout: hello 1"}; !slices.Equal(got, want) {
+		t.Errorf("hook output %q, want %q\n%s", got, want, r.stderr)
 	}
 }

@@ -316,7 +316,7 @@ func TestHook_NeverTwoAtOnce(t *testing.T) {
 	var stderr lines
 	h := &hook{
 		cmd:     fmt.Sprintf(`mkdir %[1]s/running || echo overlap >>%[2]s; sleep 0.2; echo $LOCKSTEP_INSERTS >>%[2]s; rmdir %[1]s/running`, dir, log),
-		timeout: 10 * time.Second, log: plainLogger(&stderr), out: &stderr,
+		timeout: 10 * time.Second, log: plainLogger(&stderr),
 	}
 	for range 3 {
 		h.committed(replica.Commit{Inserts: 1})
