@@ -124,6 +124,7 @@ func runTail(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", name, storeAdvice(err, "another --checkpoint FILE, or remove it to start over"))
 	}
 	p.engine = e
+	m.countLive(e)
 	err = e.Run(ctx)
 	log.clearProgress()
 	if ferr := out.flush(); err == nil || errors.Is(err, context.Canceled) {

@@ -45,6 +45,9 @@ type metrics struct {
 	maxAge     time.Duration
 	caughtUpAt atomic.Int64 // unix nanoseconds, for /healthz
 	seen       replica.Stats
+	// live counts the records held, for a replica that is never
+	// committed (tail's): read on the engine's goroutine.
+	live func() int
 }
 
 func newMetrics(maxAge time.Duration) *metrics {
@@ -69,7 +72,7 @@ func newMetrics(maxAge time.Duration) *metrics {
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockstep_caught_up",
 			Help: "1 while the replica is caught up with the endpoint, else 0."}),
 		records: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockstep_records",
-			Help: "Live records in the replica."}),
+			Help: "Live records in the replica (tail: the live keys it tracks)."}),
 		maxAge: maxAge,
 	}
 	m.reg.MustRegister(m.applied, m.reconnects, m.errors, m.bytes, m.writeSeconds, m.lagSeconds,
@@ -141,6 +144,14 @@ func (m *metrics) attach(cfg *replica.Config) {
 	}
 }
 
+// countLive makes lockstep_records count the records e holds, for an
+// engine that keeps them in memory and never commits them.
+func (m *metrics) countLive(e *replica.Engine) {
+	if m != nil {
+		m.live = e.Len
+	}
+}
+
 // chain calls a, if any, then b.
 func chain[T any](a, b func(T)) func(T) {
 	if a == nil {
@@ -174,6 +185,9 @@ func (m *metrics) progress(st replica.Stats) {
 	m.applied.WithLabelValues("update").Add(float64(st.Updates - m.seen.Updates))
 	m.applied.WithLabelValues("delete").Add(float64(st.Deletes - m.seen.Deletes))
 	m.seen = st
+	if m.live != nil {
+		m.records.Set(float64(m.live()))
+	}
 	if !st.LastContact.IsZero() {
 		m.lastContact.Set(float64(st.LastContact.UnixNano()) / 1e9)
 	}

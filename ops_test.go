@@ -501,3 +501,27 @@ func TestMan_Page(t *testing.T) {
 		t.Errorf("markdown: the angle brackets not escaped, or help twice:\n%.2000s", md)
 	}
 }
+
+// tail's lockstep_records is the number of live keys it tracks.
+func TestMetrics_TailRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10), line(2, 20), line(3, 30), tomb(2, 40))
+	url := serve(t, src) + "/"
+	_, _, stderr := start(t, "tail", "--idle", "100ms", "--metrics", "127.0.0.1:0", url)
+	base := metricsAddr(t, stderr)
+	waitUntil(t, "lockstep_records to be 2", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return value(families, "lockstep_records", "") == 2
+	})
+}
