@@ -29,7 +29,8 @@ Examples:
    lockstep serve testdata/servers.jsonl
    lockstep serve --addr 127.0.0.1:0 --heartbeat 5s servers.jsonl   # prints the URL it chose`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr")},
+		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr"),
+			Action: listenAddr("addr", "4567")},
 		&cli.BoolFlag{Name: "finite", Usage: "end each response after the backlog", EnvVars: env("finite")},
 		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat"),
 			Action: nonNegative("heartbeat")},

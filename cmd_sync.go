@@ -127,8 +127,11 @@ func runSync(c *cli.Context) error {
 		})
 	}
 	if err != nil {
-		if errors.Is(err, state.ErrLocked) {
+		switch {
+		case errors.Is(err, state.ErrLocked):
 			return fmt.Errorf("%s: %w (use --wait to wait for it)", name, err)
+		case db && errors.Is(err, context.Canceled) && c.Context.Err() != nil:
+			return fmt.Errorf("%s: interrupted while waiting for the sync that writes this table; nothing was done", name)
 		}
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -98,5 +99,30 @@ func TestOnChange_OutputInJSONLog(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"stderr: no newline", "stderr: oops", "stdout: hello 1"}; !slices.Equal(got, want) {
 		t.Errorf("hook output %q, want %q\n%s", got, want, r.stderr)
+	}
+}
+
+// A --wait that a signal interrupts says so in words.
+func TestWait_Interrupted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10))
+	url := serve(t, src) + "/"
+	for _, cmd := range [][]string{
+		{"sync", "--follow", url, "--out", filepath.Join(dir, "r.jsonl")},
+		{"tail", "--checkpoint", filepath.Join(dir, "t.cursor"), url},
+	} {
+		holder, _, _ := start(t, cmd...)
+		waitUntil(t, "the lock to be taken", func() bool {
+			return holdsOpen(holder.Process.Pid, filepath.Join(dir, map[string]string{"sync": "r.jsonl.lock", "tail": "t.cursor.lock"}[cmd[0]]))
+		})
+		waiter, _, stderr := start(t, append([]string{cmd[0], "--wait"}, cmd[1:]...)...)
+		waitUntil(t, "the waiter to say it waits", func() bool { return strings.Contains(stderr.String(), "--wait: waiting for pid") })
+		waiter.Process.Signal(syscall.SIGTERM)
+		waiter.Wait()
+		if got := stderr.String(); strings.Contains(got, "context canceled") || !strings.Contains(got, "interrupted while waiting for pid") {
+			t.Errorf("%s --wait, interrupted: %s", cmd[0], got)
+		}
 	}
 }

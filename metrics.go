@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,9 +22,28 @@ import (
 
 // metricsFlags are for the commands that keep running: sync --follow, tail.
 var metricsFlags = []cli.Flag{
-	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics, and /healthz (200 while fresh, else 503)", EnvVars: env("metrics"), Category: "Monitoring"},
+	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics, and /healthz (200 while fresh, else 503)", EnvVars: env("metrics"), Category: "Monitoring",
+		Action: listenAddr("metrics", "9100")},
 	&cli.DurationFlag{Name: "health-max-age", Aliases: []string{"max-age"}, Value: time.Minute, Usage: "with --metrics: /healthz answers 503 once the replica has not been caught up for this long (--max-age, as for dump)", EnvVars: env("health-max-age"), Category: "Monitoring",
 		Action: positive("health-max-age")},
+}
+
+// listenAddr is the Action of a flag that names an address to listen on:
+// HOST:PORT, where HOST may be empty (every interface) and PORT 0 (any
+// free one).
+func listenAddr(name, port string) func(*cli.Context, string) error {
+	return func(c *cli.Context, addr string) error {
+		_, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+				err = fmt.Errorf("port %q is not a number from 0 to 65535", port)
+			}
+		}
+		if err != nil {
+			return flagError(c, "%s: want HOST:PORT, such as 127.0.0.1:%s or :%s", valueSource(c, name, addr), port, port)
+		}
+		return nil
+	}
 }
 
 // metrics are a following engine's Prometheus metrics. Every field is
