@@ -31,7 +31,7 @@ var metricsFlags = []cli.Flag{
 // listenAddr is the Action of a flag that names an address to listen on:
 // HOST:PORT, where HOST may be empty (every interface) and PORT 0 (any
 // free one).
-func listenAddr(name, port string) func(*cli.Context, string) error {
+func listenAddr(name, example string) func(*cli.Context, string) error {
 	return func(c *cli.Context, addr string) error {
 		_, port, err := net.SplitHostPort(addr)
 		if err == nil {
@@ -40,7 +40,7 @@ func listenAddr(name, port string) func(*cli.Context, string) error {
 			}
 		}
 		if err != nil {
-			return flagError(c, "%s: want HOST:PORT, such as 127.0.0.1:%s or :%s", valueSource(c, name, addr), port, port)
+			return flagError(c, "%s: want HOST:PORT, such as 127.0.0.1:%s or :%s", valueSource(c, name, addr), example, example)
 		}
 		return nil
 	}
