@@ -22,8 +22,11 @@ var checkCommand = &cli.Command{
 	Description: `Sends a few GET requests to URL (at cursor 0, twice at a cursor from the
 middle of its data, and at cursor 1) and prints one line per probe: PASS,
 WARN, FAIL or INFO, what was seen (byte offset and snippet where it applies)
-and how to fix it. It never changes anything on the endpoint, stops after
---timeout, and reads at most --max-bytes of each response.
+and how to fix it. It never changes anything on the endpoint, waits out a
+429 or 503 when its Retry-After fits in the time left, stops after
+--timeout, and reads at most --max-bytes of each response. A silence is a
+FAIL only once seen longer than --max-silence: give a --timeout above it
+to be sure.
 Exit 0 when no probe failed, 1 otherwise. The protocol: docs/protocol.md.
 
 Examples:

@@ -4,7 +4,8 @@
 // the protocol (docs/protocol.md), one Result per probe.
 //
 // Run never changes anything on the endpoint: it only sends GET requests,
-// at most four, each one a follower could send.
+// four, each one a follower could send, and sends one again after a 429 or
+// 503 whose Retry-After fits in the time left (at most twice).
 package check
 
 import (
