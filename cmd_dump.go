@@ -77,10 +77,14 @@ func runDump(c *cli.Context) error {
 	switch {
 	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
 		if c.IsSet("max-age") {
-			return usagef("dump: --max-age needs a snapshot FILE or a database, not a URL")
+			return flagError(c, "--max-age needs a snapshot FILE or a database, not a URL")
+		}
+		fcfg, cerr := followConfig(c, arg)
+		if cerr != nil {
+			return cerr
 		}
 		name = "dump " + follow.Redact(arg, c.StringSlice("redact")...)
-		table, err = dumpURL(c, arg)
+		table, err = dumpURL(c, fcfg)
 	case sqlstore.IsDSN(arg):
 		name = "dump " + sqlstore.Redact(arg)
 		if format != "table" && format != "csv" && format != "tsv" && only == nil && c.String("sort") == "key" {
@@ -232,11 +236,7 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 	return t, nil
 }
 
-func dumpURL(c *cli.Context, rawURL string) (*state.Table, error) {
-	fcfg, err := followConfig(c, rawURL)
-	if err != nil {
-		return nil, err
-	}
+func dumpURL(c *cli.Context, fcfg follow.Config) (*state.Table, error) {
 	table := state.NewTable()
 	p := &progress{log: logOf(c), name: "dump", bytes: &watched(fcfg).bytes, retryFor: c.Duration("retry-for").String()}
 	cfg := replica.Config{

@@ -145,6 +145,7 @@ func TestMessages_Golden(t *testing.T) {
 		{"sync-out-sqlite-empty", nil, []string{"sync", "--out", "sqlite:", "http://127.0.0.1:1/"}},
 		{"dump-sqlite-file", nil, []string{"dump", sqliteFile}},
 		{"serve-empty", nil, []string{"serve", ""}},
+		{"dump-url-empty-key", nil, []string{"dump", "--key", "", "http://127.0.0.1:1/"}},
 		{"serve-addr-bogus", nil, []string{"serve", "--addr", "4567", "servers.jsonl"}},
 		{"tail-metrics-bogus", nil, []string{"tail", "--once", "--retry-for", "0", "--metrics", "bogus", "http://127.0.0.1:1/"}},
 		{"sync-metrics-bad-port", nil, []string{"sync", "--follow", "--metrics", "127.0.0.1:http", "--out", out + "2", "http://127.0.0.1:1/"}},
