@@ -139,6 +139,7 @@ func TestMessages_Golden(t *testing.T) {
 		{"tail-no-scheme", nil, []string{"tail", "127.0.0.1:4567/x/"}},
 		{"check-no-scheme", nil, []string{"check", "user:pw@localhost/x/"}},
 		{"tail-not-a-url", nil, []string{"tail", "servers"}},
+		{"tail-a-file", nil, []string{"tail", "testdata/servers.jsonl"}},
 		{"dump-empty", nil, []string{"dump", ""}},
 		{"dump-ftp", nil, []string{"dump", "ftp://x/"}},
 		{"dump-sqlite-empty", nil, []string{"dump", "sqlite:"}},

@@ -208,6 +208,9 @@ func checkURL(raw string) error {
 		return fmt.Errorf("the URL is empty; %s", want)
 	}
 	scheme, _, ok := strings.Cut(raw, "://")
+	if st, err := os.Stat(raw); !ok && err == nil && st.Mode().IsRegular() {
+		return fmt.Errorf("%s is a file, not a URL; want one such as http://127.0.0.1:4567/servers/ (lockstep serve %s serves it there)", raw, raw)
+	}
 	if !ok {
 		guess := follow.Redact("http://" + raw)
 		if hostLike.MatchString(raw) {
