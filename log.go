@@ -188,7 +188,7 @@ func (h *textHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *textHandler) WithGroup(string) slog.Handler      { return h }
 
 // commandLogger is the logger the running command set up, or else one
-// for the command line as given (see run).
+// for the command line as given (main keeps it in the app's Metadata).
 func commandLogger(app *cli.App) *logger {
 	if l, ok := app.Metadata[loggerKey].(*logger); ok {
 		return l

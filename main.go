@@ -67,8 +67,8 @@ e.g. LOCKSTEP_SINCE_PARAM=since, except --format, whose values differ from
 command to command: LOCKSTEP_TAIL_FORMAT, LOCKSTEP_DUMP_FORMAT and
 LOCKSTEP_CHECK_FORMAT.
 Every command takes -q (quiet), -v (each request and response) and
---log-format text|json, before or after its name. Shell completion: lockstep completion bash|zsh|fish;
-the manual page: lockstep man.`,
+--log-format text|json, before or after its name. Shell completion:
+lockstep completion bash|zsh|fish; the manual page: lockstep man.`,
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
