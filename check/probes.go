@@ -89,14 +89,17 @@ func (p *prober) fields() follow.DecoderOptions {
 // out and asked again, when the time allows.
 func (p *prober) get(cursor follow.Order) (*response, decoded) {
 	r := fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
-	for try := 0; try < busyRetries && p.waitOut(r); try++ {
-		r = fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
-		p.mu.Lock()
-		b := &p.busy[len(p.busy)-1]
-		if r.err == nil {
-			b.then = r.status
+	for try := 0; try < busyRetries; try++ {
+		i, again := p.waitOut(r)
+		if !again {
+			break
 		}
-		p.mu.Unlock()
+		r = fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
+		if r.err == nil {
+			p.mu.Lock()
+			p.busy[i].then = r.status
+			p.mu.Unlock()
+		}
 	}
 	if !r.ok() {
 		// An error's body is short: wait a moment for it, for the report.
@@ -128,12 +131,12 @@ func (p *prober) expects(cursor follow.Order) bool {
 	return false
 }
 
-// waitOut notes a 429 or 503 and, if its Retry-After (or a second,
-// without one) fits in the time left, waits for it and reports true: the
-// request is to be sent again.
-func (p *prober) waitOut(r *response) bool {
+// waitOut notes a 429 or 503 in p.busy[i] and, if its Retry-After (or a
+// second, without one) fits in the time left, waits for it and reports
+// again: the request is to be sent again.
+func (p *prober) waitOut(r *response) (i int, again bool) {
 	if r.err != nil || r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable {
-		return false
+		return 0, false
 	}
 	b := busy{cursor: r.cursor, status: r.status, retryAfter: strings.TrimSpace(r.header.Get("Retry-After")), wait: busyDefault}
 	if b.retryAfter != "" {
@@ -145,17 +148,18 @@ func (p *prober) waitOut(r *response) bool {
 		b.left = left
 	}
 	p.mu.Lock()
+	i = len(p.busy)
 	p.busy = append(p.busy, b)
 	p.mu.Unlock()
 	if !b.waited {
-		return false
+		return i, false
 	}
 	r.cancel()
 	select {
 	case <-p.ctx.Done():
-		return false
+		return i, false
 	case <-time.After(b.wait):
-		return true
+		return i, true
 	}
 }
 
