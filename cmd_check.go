@@ -22,19 +22,22 @@ var checkCommand = &cli.Command{
 	Description: `Sends a few GET requests to URL (at cursor 0, twice at a cursor from the
 middle of its data, and at cursor 1) and prints one line per probe: PASS,
 WARN, FAIL or INFO, what was seen (byte offset and snippet where it applies)
-and how to fix it. It never changes anything on the endpoint, stops after
---timeout, and reads at most --max-bytes of each response.
+and how to fix it. It never changes anything on the endpoint, waits out a
+429 or 503 when its Retry-After fits in the time left, stops after
+--timeout, and reads at most --max-bytes of each response. A silence is a
+FAIL only once seen longer than --max-silence: give a --timeout above it
+to be sure.
 Exit 0 when no probe failed, 1 otherwise. The protocol: docs/protocol.md.
 
 Examples:
    lockstep check http://127.0.0.1:4567/servers/
    lockstep check --format json --since-param since 'https://h/servers?region=eu' | jq '.results[] | select(.status == "FAIL")'`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: env("format"), Category: "Output",
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: commandEnv("check", "format"), Category: "Output",
 			Action: oneOf("format", "text", "json", "table", "auto")},
-		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout")},
+		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout"), Action: positive("timeout")},
 		&cli.StringFlag{Name: "max-bytes", Value: "8MiB", Usage: "read at most this much of each response", EnvVars: env("max-bytes")},
-		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence")},
+		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence"), Action: positive("max-silence")},
 	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),
 	Action: runCheck,
 }
@@ -50,7 +53,7 @@ func runCheck(c *cli.Context) error {
 	}
 	maxBytes, err := parseSize(c.String("max-bytes"))
 	if err != nil {
-		return usagef("--max-bytes: %v", err)
+		return flagError(c, "%s: %v", valueSource(c, "max-bytes", c.String("max-bytes")), err)
 	}
 	report, err := check.Run(c.Context, check.Options{
 		Config:     cfg,
@@ -70,7 +73,7 @@ func runCheck(c *cli.Context) error {
 		return stdoutError(err)
 	}
 	if report.Failed() {
-		return fmt.Errorf("check %s: %d of %d probes failed", report.Endpoint, count(report, check.Fail), len(report.Results))
+		return fmt.Errorf("check %s: %s of %s failed", report.Endpoint, thousands(count(report, check.Fail)), thousands(len(report.Results))+" "+plural(len(report.Results), "probe", "probes"))
 	}
 	return nil
 }
@@ -110,8 +113,8 @@ func writeCheckText(w io.Writer, r *check.Report) error {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "%d probes: %d PASS, %d WARN, %d FAIL, %d INFO, in %s. The protocol: %s\n",
-		len(r.Results), count(r, check.Pass), count(r, check.Warn), count(r, check.Fail), count(r, check.Info), roundDelay(r.Elapsed), protocolDoc)
+	fmt.Fprintf(&b, "%s %s: %d PASS, %d WARN, %d FAIL, %d INFO, in %s. The protocol: %s\n",
+		thousands(len(r.Results)), plural(len(r.Results), "probe", "probes"), count(r, check.Pass), count(r, check.Warn), count(r, check.Fail), count(r, check.Info), roundDelay(r.Elapsed), protocolDoc)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -39,13 +39,13 @@ Examples:
    lockstep dump --max-age 5m servers.jsonl > /dev/null || alert "replica is stale"
    lockstep dump --sort order http://h/servers/`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: env("format"), Category: "Output",
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: commandEnv("dump", "format"), Category: "Output",
 			Action: oneOf("format", "auto", "json", "table", "text", "csv", "tsv")},
 		&cli.StringFlag{Name: "fields", Usage: "only these `NAMES` (comma-separated, such as id,ip,port), in this order", EnvVars: env("fields"), Category: "Output"},
 		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
 			Action: oneOf("sort", "key", "order")},
 		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long (a duration such as 5m)", EnvVars: env("max-age"),
-			Action: nonNegative("max-age")},
+			Action: positive("max-age")},
 		colorFlag,
 		onBadRecordFlag("fail"),
 	}, slices.Concat(logFlags, fieldFlags)...), connFlags...),
@@ -57,6 +57,9 @@ func runDump(c *cli.Context) error {
 		return usagef("dump: want one FILE or URL argument, got %d (see lockstep dump --help)", c.NArg())
 	}
 	arg := c.Args().First()
+	if err := checkDumpArg(c, arg); err != nil {
+		return err
+	}
 	stdout := c.App.Writer
 	only, err := parseFields(c.String("fields"))
 	if err != nil {
@@ -74,10 +77,14 @@ func runDump(c *cli.Context) error {
 	switch {
 	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
 		if c.IsSet("max-age") {
-			return usagef("dump: --max-age needs a snapshot FILE or a database, not a URL")
+			return flagError(c, "--max-age needs a snapshot FILE or a database, not a URL")
+		}
+		fcfg, cerr := followConfig(c, arg)
+		if cerr != nil {
+			return cerr
 		}
 		name = "dump " + follow.Redact(arg, c.StringSlice("redact")...)
-		table, err = dumpURL(c, arg)
+		table, err = dumpURL(c, fcfg)
 	case sqlstore.IsDSN(arg):
 		name = "dump " + sqlstore.Redact(arg)
 		if format != "table" && format != "csv" && format != "tsv" && only == nil && c.String("sort") == "key" {
@@ -136,6 +143,29 @@ func runDump(c *cli.Context) error {
 		err = bw.Flush()
 	}
 	return dumpError(name, err)
+}
+
+// checkDumpArg refuses at once an argument that is none of the four
+// things dump reads, saying which was probably meant.
+func checkDumpArg(c *cli.Context, arg string) error {
+	const want = "want a snapshot FILE, sqlite:PATH, postgres://… or an http:// or https:// URL"
+	switch {
+	case strings.TrimSpace(arg) == "":
+		return flagError(c, "the argument is empty; %s", want)
+	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
+		if err := checkURL(arg); err != nil {
+			return flagError(c, "%v", err)
+		}
+	case sqlstore.IsDSN(arg):
+		if err := checkDSN(arg); err != nil {
+			return flagError(c, "%v", err)
+		}
+	case strings.Contains(arg, "://"):
+		return flagError(c, "%s: %s", follow.Redact(arg), want)
+	case isSQLite(arg):
+		return flagError(c, "%s is a SQLite database, not a snapshot file; did you mean sqlite:%s?", arg, arg)
+	}
+	return nil
 }
 
 // dumpError names what was dumped in an error, and is quiet when the
@@ -206,11 +236,7 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 	return t, nil
 }
 
-func dumpURL(c *cli.Context, rawURL string) (*state.Table, error) {
-	fcfg, err := followConfig(c, rawURL)
-	if err != nil {
-		return nil, err
-	}
+func dumpURL(c *cli.Context, fcfg follow.Config) (*state.Table, error) {
 	table := state.NewTable()
 	p := &progress{log: logOf(c), name: "dump", bytes: &watched(fcfg).bytes, retryFor: c.Duration("retry-for").String()}
 	cfg := replica.Config{

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lockstep/lockstep/endpoint"
@@ -28,9 +29,11 @@ Examples:
    lockstep serve testdata/servers.jsonl
    lockstep serve --addr 127.0.0.1:0 --heartbeat 5s servers.jsonl   # prints the URL it chose`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr")},
+		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:4567", Usage: "listen on this `HOST:PORT` (port 0: any free one)", EnvVars: env("addr"),
+			Action: listenAddr("addr", "4567")},
 		&cli.BoolFlag{Name: "finite", Usage: "end each response after the backlog", EnvVars: env("finite")},
-		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat")},
+		&cli.DurationFlag{Name: "heartbeat", Value: endpoint.DefaultHeartbeat, Usage: "send a blank line after this much silence (0: never)", EnvVars: env("heartbeat"),
+			Action: nonNegative("heartbeat")},
 		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
 		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
 		fieldFlags[0], fieldFlags[1], fieldFlags[2],
@@ -41,9 +44,12 @@ Examples:
 
 func runServe(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usagef("serve: want one FILE argument, got %d", c.NArg())
+		return usagef("serve: want one FILE argument, got %d (see lockstep serve --help)", c.NArg())
 	}
 	path := c.Args().First()
+	if strings.TrimSpace(path) == "" {
+		return flagError(c, "the FILE argument is empty; want the JSON lines file to serve")
+	}
 	heartbeat := c.Duration("heartbeat")
 	if heartbeat == 0 {
 		heartbeat = -1 // endpoint.Options: never

@@ -30,13 +30,15 @@ written and locked, and the link stays. New files are 0666 less the umask
 (--private: 0600); existing files keep their mode.
 
 --on-change CMD runs after each write that changed the replica (sh -c,
-never two at once, its output on stderr), with LOCKSTEP_INSERTS,
+never two at once, its output on stderr: with --log-format json, a JSON
+log line per line of output), with LOCKSTEP_INSERTS,
 LOCKSTEP_UPDATES, LOCKSTEP_DELETES (since the last run), LOCKSTEP_RECORDS,
 LOCKSTEP_CURSOR, LOCKSTEP_SNAPSHOT (FILE) and LOCKSTEP_ENDPOINT (redacted)
 in its environment. Its failure is reported; the sync goes on.
 
 --metrics ADDR (with --follow) serves Prometheus metrics at /metrics and
-/healthz: 200 while the replica caught up within --health-max-age, else 503.
+/healthz: 200 while the replica caught up within --health-max-age (or
+--max-age), else 503.
 
 Examples:
    lockstep sync http://h/servers/ --out servers.jsonl
@@ -55,7 +57,8 @@ committed in the same transaction as the changes: see the README's schema.`,
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep running, writing the files as changes arrive", EnvVars: env("follow")},
 		&cli.BoolFlag{Name: "resync", Usage: "rebuild from cursor 0, removing what the endpoint no longer has", EnvVars: env("resync")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would remove more than this share of a table of 100+ records", EnvVars: env("max-delete")},
-		&cli.DurationFlag{Name: "flush-interval", Value: time.Second, Usage: "with --follow: write the files at most this often (a database: 200ms unless set, as a commit there costs what changed, not the table)", EnvVars: env("flush-interval")},
+		&cli.DurationFlag{Name: "flush-interval", Value: time.Second, Usage: "with --follow: write the files at most this often (a database: 200ms unless set, as a commit there costs what changed, not the table)", EnvVars: env("flush-interval"),
+			Action: positive("flush-interval")},
 		&cli.BoolFlag{Name: "wait", Usage: "wait for another sync's lock instead of failing", EnvVars: env("wait")},
 		&cli.BoolFlag{Name: "private", Usage: "make the files 0600, existing ones too (default: new files 0666 less the umask)", EnvVars: env("private")},
 		onBadRecordFlag("fail"),
@@ -70,10 +73,16 @@ func runSync(c *cli.Context) error {
 	}
 	out := c.String("out")
 	if out == "" {
-		return usagef("sync: --out FILE is required")
+		return flagError(c, "--out FILE is required")
 	}
 	log := logOf(c)
 	db := sqlstore.IsDSN(out)
+	if err := checkDSN(out); db && err != nil {
+		return flagError(c, "--out: %v", err)
+	}
+	if !db && isSQLite(out) {
+		return flagError(c, "--out %s is a SQLite database, not a snapshot file; did you mean --out sqlite:%s?", out, out)
+	}
 	if !db {
 		if out, err = state.ResolveFile(out); err != nil {
 			return fmt.Errorf("sync --out %s: %w", c.String("out"), err)
@@ -86,7 +95,7 @@ func runSync(c *cli.Context) error {
 	name := "sync " + display
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
-		return usagef("--max-delete: %v", err)
+		return flagError(c, "%s: %v", valueSource(c, "max-delete", c.String("max-delete")), err)
 	}
 	fcfg, err := followConfig(c, rawURL)
 	if err != nil {
@@ -98,7 +107,7 @@ func runSync(c *cli.Context) error {
 		return usageError{fmt.Errorf("%s: %w", name, err)}
 	}
 	if c.IsSet("metrics") && !fcfg.Follow {
-		return usagef("sync: --metrics needs --follow (a sync that finishes is not there to be scraped)")
+		return flagError(c, "--metrics needs --follow (a sync that finishes is not there to be scraped)")
 	}
 	perm := state.ModeShared
 	if c.Bool("private") {
@@ -118,8 +127,11 @@ func runSync(c *cli.Context) error {
 		})
 	}
 	if err != nil {
-		if errors.Is(err, state.ErrLocked) {
+		switch {
+		case errors.Is(err, state.ErrLocked):
 			return fmt.Errorf("%s: %w (use --wait to wait for it)", name, err)
+		case db && errors.Is(err, context.Canceled) && c.Context.Err() != nil:
+			return fmt.Errorf("%s: interrupted while waiting for the sync that writes this table; nothing was done", name)
 		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -189,7 +201,7 @@ func parseShare(v string) (float64, error) {
 		f /= 100
 	}
 	if err != nil || f < 0 || f > 1 {
-		return 0, fmt.Errorf("%q: want a share such as 50%% or 0.5", v)
+		return 0, errors.New("want a share from 0% to 100%, such as 50% (or 0.5)")
 	}
 	return f, nil
 }

@@ -35,7 +35,7 @@ Examples:
 		&cli.BoolFlag{Name: "wait", Usage: "with --checkpoint: wait for another tail's lock instead of failing", EnvVars: env("wait")},
 		&cli.BoolFlag{Name: "private", Usage: "with --checkpoint: create the file 0600", EnvVars: env("private")},
 		&cli.StringFlag{Name: "max-delete", Value: "50%", Usage: "refuse a resync that would infer tombstones for more than this share of 100+ keys", EnvVars: env("max-delete")},
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text (table: the same), or auto (text on a terminal)", EnvVars: env("format"), Category: "Output",
+		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), text (table: the same), or auto (text on a terminal)", EnvVars: commandEnv("tail", "format"), Category: "Output",
 			Action: oneOf("format", "auto", "json", "text", "table")},
 		colorFlag,
 		onBadRecordFlag("warn"),
@@ -52,7 +52,7 @@ func runTail(c *cli.Context) error {
 	log := logOf(c)
 	maxDelete, err := parseShare(c.String("max-delete"))
 	if err != nil {
-		return usagef("--max-delete: %v", err)
+		return flagError(c, "%s: %v", valueSource(c, "max-delete", c.String("max-delete")), err)
 	}
 	fcfg, err := followConfig(c, rawURL)
 	if err != nil {
@@ -124,6 +124,7 @@ func runTail(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", name, storeAdvice(err, "another --checkpoint FILE, or remove it to start over"))
 	}
 	p.engine = e
+	m.countLive(e)
 	err = e.Run(ctx)
 	log.clearProgress()
 	if ferr := out.flush(); err == nil || errors.Is(err, context.Canceled) {

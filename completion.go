@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -45,6 +46,9 @@ _lockstep() {
 compdef _lockstep lockstep
 `
 
+// longAlias is a fish -s option of more than one letter.
+var longAlias = regexp.MustCompile(` -s ([[:alnum:]][[:alnum:]-]+)`)
+
 var completionCommand = &cli.Command{
 	Name:      "completion",
 	Usage:     "print a shell completion script (bash, zsh or fish)",
@@ -58,7 +62,7 @@ Examples:
 	OnUsageError: usageMessage,
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
-			return usagef("completion: want one shell, bash, zsh or fish, got %d arguments (see lockstep completion --help)", c.NArg())
+			return usagef("completion: want one shell, bash, zsh or fish, got %s (see lockstep completion --help)", thousands(c.NArg())+" "+plural(c.NArg(), "argument", "arguments"))
 		}
 		w := c.App.Writer
 		switch shell := c.Args().First(); shell {
@@ -71,7 +75,9 @@ Examples:
 			if err != nil {
 				return fmt.Errorf("completion fish: %w", err)
 			}
-			return writeString(w, s)
+			// urfave/cli gives every alias fish's -s, which is for one
+			// letter: --max-age is a long option too.
+			return writeString(w, longAlias.ReplaceAllString(s, " -l $1"))
 		default:
 			return usagef("completion: no shell %q: want bash, zsh or fish", shell)
 		}
@@ -89,12 +95,16 @@ Examples:
 	Flags:        []cli.Flag{&cli.BoolFlag{Name: "markdown", Usage: "print Markdown instead of roff"}},
 	OnUsageError: usageMessage,
 	Action: func(c *cli.Context) error {
+		// The page is written in Markdown, where <FLAG> would be a tag:
+		// the texts are escaped on a copy of the app.
+		doc := *c.App
+		doc.Description = markdownText.Replace(doc.Description)
 		var s string
 		var err error
 		if c.Bool("markdown") {
-			s, err = c.App.ToMarkdown()
+			s, err = doc.ToMarkdown()
 		} else {
-			s, err = c.App.ToMan()
+			s, err = doc.ToManWithSection(1) // a user command
 		}
 		if err != nil {
 			return fmt.Errorf("man: %w", err)
@@ -102,6 +112,9 @@ Examples:
 		return writeString(c.App.Writer, s)
 	},
 }
+
+// markdownText escapes what Markdown would take for markup in plain text.
+var markdownText = strings.NewReplacer(`<`, `\<`, `>`, `\>`)
 
 func writeString(w io.Writer, s string) error {
 	if !strings.HasSuffix(s, "\n") {

@@ -23,6 +23,13 @@ func env(name string) []string {
 	return []string{"LOCKSTEP_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
 }
 
+// commandEnv names the environment variable of a flag that means
+// something else to each command: LOCKSTEP_DUMP_FORMAT for dump's
+// --format, so that dump's csv never reaches tail.
+func commandEnv(command, name string) []string {
+	return env(command + "-" + name)
+}
+
 // oneOf is a flag Action that accepts only the listed values.
 func oneOf(name string, values ...string) func(*cli.Context, string) error {
 	return func(c *cli.Context, v string) error {
@@ -38,11 +45,24 @@ func oneOf(name string, values ...string) func(*cli.Context, string) error {
 	}
 }
 
-// nonNegative is a duration flag's Action that refuses a negative value.
+// nonNegative is the Action of a duration flag for which 0 means "off":
+// it refuses a negative value.
 func nonNegative(name string) func(*cli.Context, time.Duration) error {
 	return func(c *cli.Context, d time.Duration) error {
 		if d < 0 {
 			return flagError(c, "%s: must not be negative", valueSource(c, name, d.String()))
+		}
+		return nil
+	}
+}
+
+// positive is the Action of a duration flag that has no "off": it
+// refuses 0 and below, which would otherwise mean the default, or a
+// busy loop.
+func positive(name string) func(*cli.Context, time.Duration) error {
+	return func(c *cli.Context, d time.Duration) error {
+		if d <= 0 {
+			return flagError(c, "%s: must be more than 0, such as 1s", valueSource(c, name, d.String()))
 		}
 		return nil
 	}
@@ -80,9 +100,9 @@ var connFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "redact", Usage: "never show the value of the query parameter or header `NAME` (repeatable; adds to the built-in list)", EnvVars: env("redact"), Category: "Connection"},
 	&cli.StringFlag{Name: "cacert", Usage: "trust the CA certificates in this PEM `FILE` too", EnvVars: env("cacert"), Category: "Connection"},
 	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
-	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection", Action: nonNegative("poll")},
-	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection", Action: nonNegative("idle")},
-	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection", Action: nonNegative("resync-quiet")},
+	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection", Action: positive("poll")},
+	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection", Action: positive("idle")},
+	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection", Action: positive("resync-quiet")},
 	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection", Action: nonNegative("stall-timeout")},
 	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long (0: fail at the first error, no retries)", EnvVars: env("retry-for"), Category: "Connection", Action: nonNegative("retry-for")},
 }
@@ -92,18 +112,18 @@ func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 	var cfg follow.Config
 	for _, name := range []string{"key", "order-by", "deleted-field"} {
 		if c.String(name) == "" {
-			return cfg, usagef("--%s: a field name cannot be empty", name)
+			return cfg, flagError(c, "--%s: a field name cannot be empty", name)
 		}
 	}
 	maxSize, err := parseSize(c.String("max-record-size"))
 	if err != nil {
-		return cfg, usagef("--max-record-size: %v", err)
+		return cfg, flagError(c, "%s: %v", valueSource(c, "max-record-size", c.String("max-record-size")), sizeError)
 	}
 	header := http.Header{}
 	for _, h := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return cfg, usagef("-H %q: want 'Name: value'", redactHeader(h, c.StringSlice("redact")))
+			return cfg, flagError(c, "-H %q: want 'Name: value'", redactHeader(h, c.StringSlice("redact")))
 		}
 		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
@@ -164,6 +184,10 @@ func redactHeader(h string, extra []string) string {
 	return name + ": ***"
 }
 
+// sizeError says what parseSize wants.
+var sizeError = errors.New("want a size above 0 in bytes, or with KiB, MiB or GiB, such as 16MiB")
+
+// parseSize reads a size: 4096, 64KiB, 16MiB, 1GiB (K, M and G too).
 func parseSize(s string) (int, error) {
 	mult := 1
 	for _, u := range []struct {
@@ -177,7 +201,7 @@ func parseSize(s string) (int, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
+		return 0, sizeError
 	}
 	return n * mult, nil
 }
@@ -202,10 +226,14 @@ func badRecords(c *cli.Context) replica.BadRecords {
 	return replica.FailOnBadRecord
 }
 
-// urlArg returns the one URL argument.
+// urlArg returns the one URL argument, refusing at once one that no
+// retry could reach (checkURL).
 func urlArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
 		return "", usagef("%s: want one URL argument, got %d (see lockstep %s --help)", c.Command.Name, c.NArg(), c.Command.Name)
+	}
+	if err := checkURL(c.Args().First()); err != nil {
+		return "", flagError(c, "%v", err)
 	}
 	return c.Args().First(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ var logFlags = []cli.Flag{
 // metrics server report from their own goroutines.
 type logger struct {
 	log   *slog.Logger
+	json  bool // --log-format json
 	quiet bool
 	// live: draw a progress line (stderr is a terminal, text, not quiet).
 	live bool
@@ -46,6 +48,7 @@ func newLogger(c *cli.Context, w io.Writer) *logger {
 	}
 	var h slog.Handler
 	if c.String("log-format") == "json" {
+		l.json = true
 		h = slog.NewJSONHandler(lockedWriter{l}, &slog.HandlerOptions{Level: level})
 	} else {
 		terminal := isTerminal(w)
@@ -59,11 +62,33 @@ func newLogger(c *cli.Context, w io.Writer) *logger {
 	return l
 }
 
-// plainLogger writes undated text lines; for errors met before a command
-// has read its flags.
-func plainLogger(w io.Writer) *logger {
-	l := &logger{w: w}
-	l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo})
+// plainLogger is the logger of errors met before a command has read its
+// flags: text lines, dated unless w is a terminal, as a command's own.
+func plainLogger(w io.Writer) *logger { return earlyLogger(w, nil) }
+
+// earlyLogger is plainLogger in the format the command line or the
+// environment asks for (--log-format json, LOCKSTEP_LOG_FORMAT=json), so
+// that every line of a JSON log is JSON, a usage error too.
+func earlyLogger(w io.Writer, args []string) *logger {
+	format := os.Getenv("LOCKSTEP_LOG_FORMAT")
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		switch name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); {
+		case !strings.HasPrefix(a, "-") || name != "log-format":
+		case ok:
+			format = value
+		case i+1 < len(args):
+			format = args[i+1]
+		}
+	}
+	l := &logger{w: w, json: format == "json"}
+	if l.json {
+		l.log = slog.New(slog.NewJSONHandler(lockedWriter{l}, nil))
+	} else {
+		l.log = slog.New(&textHandler{l: l, level: slog.LevelInfo, dated: !isTerminal(w)})
+	}
 	return l
 }
 
@@ -82,6 +107,17 @@ func (l *logger) warn(msg string, attrs ...any) { l.log.Warn(msg, attrs...) }
 
 // error reports the error that ends the command.
 func (l *logger) error(err error) { l.log.Error(err.Error()) }
+
+// output passes on a line another program wrote (an --on-change command):
+// as it is, or as a JSON log line of its own. -q keeps it, as it keeps
+// the summary of the change that ran the program.
+func (l *logger) output(stream, line string) {
+	if l.json {
+		l.log.Info(line, "source", "on-change", "stream", stream)
+		return
+	}
+	lockedWriter{l}.Write([]byte(line + "\n"))
+}
 
 // debug is for --verbose.
 func (l *logger) debug(msg string, attrs ...any) { l.log.Debug(msg, attrs...) }
@@ -151,15 +187,20 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *textHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *textHandler) WithGroup(string) slog.Handler      { return h }
 
-// commandLogger is the logger the running command set up, or a plain one.
+// commandLogger is the logger the running command set up, or else one
+// for the command line as given (main keeps it in the app's Metadata).
 func commandLogger(app *cli.App) *logger {
 	if l, ok := app.Metadata[loggerKey].(*logger); ok {
 		return l
 	}
-	return plainLogger(app.ErrWriter)
+	args, _ := app.Metadata[rawArgsKey].([]string)
+	return earlyLogger(app.ErrWriter, args)
 }
 
-const loggerKey = "logger"
+const (
+	loggerKey  = "logger"
+	rawArgsKey = "raw-args" // the command line, for earlyLogger
+)
 
 // setUpLogger is every command's Before: it makes the command's logger.
 func setUpLogger(c *cli.Context) error {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -46,7 +47,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		c.OnUsageError = usageMessage
 		c.Before = setUpLogger
 	}
-	commands = append(commands, completionCommand, manCommand)
+	commands = append(commands, completionCommand, manCommand, helpCommand)
+	for _, c := range commands {
+		// No "lockstep tail help": help is a command of lockstep's.
+		c.HideHelpCommand = true
+	}
 	return &cli.App{
 		Name:    "lockstep",
 		Usage:   "keep a local copy of a changing data set up to date over HTTP",
@@ -58,15 +63,19 @@ it, and resumes from the cursor after any disconnect or restart.
 
 Exit codes: 0 done, 1 runtime failure, 2 usage error.
 Every flag can also be set by an environment variable LOCKSTEP_<FLAG>,
-e.g. LOCKSTEP_SINCE_PARAM=since.
+e.g. LOCKSTEP_SINCE_PARAM=since, except --format, whose values differ from
+command to command: LOCKSTEP_TAIL_FORMAT, LOCKSTEP_DUMP_FORMAT and
+LOCKSTEP_CHECK_FORMAT.
 Every command takes -q (quiet), -v (each request and response) and
---log-format text|json. Shell completion: lockstep completion bash|zsh|fish;
-the manual page: lockstep man.`,
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		ExitErrHandler:       func(*cli.Context, error) {},
-		OnUsageError:         usageMessage,
-		Commands:             commands,
+--log-format text|json, before or after its name. Shell completion:
+lockstep completion bash|zsh|fish; the manual page: lockstep man.`,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageMessage,
+		Commands:       commands,
+		// urfave/cli adds --help only with its own help command.
+		Flags:                []cli.Flag{cli.HelpFlag},
 		EnableBashCompletion: true,
 		Suggest:              true,
 		Metadata:             map[string]any{},
@@ -85,12 +94,36 @@ the manual page: lockstep man.`,
 	}
 }
 
+// helpCommand is urfave/cli's, but a command it does not know is a
+// usage error said as every other, with a suggestion.
+var helpCommand = &cli.Command{
+	Name:      "help",
+	Aliases:   []string{"h"},
+	Usage:     "show the commands, or the help of one command",
+	ArgsUsage: "[COMMAND]",
+	Action: func(c *cli.Context) error {
+		switch c.NArg() {
+		case 0:
+			return cli.ShowAppHelp(c)
+		case 1:
+		default:
+			return usagef("help: want one command, got %d arguments (see lockstep --help)", c.NArg())
+		}
+		name := c.Args().First()
+		if c.App.Command(name) == nil {
+			return unknownCommand(c.App, name)
+		}
+		return cli.ShowCommandHelp(c, name)
+	},
+}
+
 func main() {
 	// A reader of stdout that goes away (lockstep tail URL | head) must
 	// give a write error, not kill the process before it can clean up.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp(os.Stdout, os.Stderr)
+	app.Metadata[rawArgsKey] = os.Args
 	err := app.RunContext(ctx, flagsFirst(app, os.Args))
 	stop()
 	os.Exit(exitCode(err, commandLogger(app)))
@@ -118,6 +151,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
+	args = logFlagsAfterCommand(app, args)
 	cmd := app.Command(args[1])
 	if cmd == nil {
 		return args
@@ -149,6 +183,38 @@ func flagsFirst(app *cli.App, args []string) []string {
 	}
 	return append(append(append([]string{}, args[:2]...), flags...), rest...)
 }
+
+// logFlagsAfterCommand moves the log flags given before the command
+// (lockstep --log-format json sync …) to after it, where the command reads
+// them: every command has them.
+func logFlagsAfterCommand(app *cli.App, args []string) []string {
+	takesValue := map[string]bool{}
+	for _, f := range logFlags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	i := 1
+	for i < len(args) && len(args[i]) > 1 && args[i][0] == '-' {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		value, known := takesValue[name]
+		if !known {
+			return args
+		}
+		if value && !hasValue {
+			i++
+		}
+		i++
+	}
+	if i == 1 || i >= len(args) || app.Command(args[i]) == nil || !slices.ContainsFunc(app.Command(args[i]).Flags, isLogFlag) {
+		return args
+	}
+	moved := append([]string{args[0], args[i]}, args[1:i]...)
+	return append(moved, args[i+1:]...)
+}
+
+func isLogFlag(f cli.Flag) bool { return slices.Contains(logFlags, f) }
 
 func isUsage(err error) bool {
 	var u usageError

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,9 +22,28 @@ import (
 
 // metricsFlags are for the commands that keep running: sync --follow, tail.
 var metricsFlags = []cli.Flag{
-	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics, and /healthz (200 while fresh, else 503)", EnvVars: env("metrics"), Category: "Monitoring"},
-	&cli.DurationFlag{Name: "health-max-age", Value: time.Minute, Usage: "with --metrics: /healthz answers 503 once the replica has not been caught up for this long", EnvVars: env("health-max-age"), Category: "Monitoring",
-		Action: nonNegative("health-max-age")},
+	&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics, and /healthz (200 while fresh, else 503)", EnvVars: env("metrics"), Category: "Monitoring",
+		Action: listenAddr("metrics", "9100")},
+	&cli.DurationFlag{Name: "health-max-age", Aliases: []string{"max-age"}, Value: time.Minute, Usage: "with --metrics: /healthz answers 503 once the replica has not been caught up for this long (--max-age, as for dump)", EnvVars: env("health-max-age"), Category: "Monitoring",
+		Action: positive("health-max-age")},
+}
+
+// listenAddr is the Action of a flag that names an address to listen on:
+// HOST:PORT, where HOST may be empty (every interface) and PORT 0 (any
+// free one).
+func listenAddr(name, example string) func(*cli.Context, string) error {
+	return func(c *cli.Context, addr string) error {
+		_, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+				err = fmt.Errorf("port %q is not a number from 0 to 65535", port)
+			}
+		}
+		if err != nil {
+			return flagError(c, "%s: want HOST:PORT, such as 127.0.0.1:%s or :%s", valueSource(c, name, addr), example, example)
+		}
+		return nil
+	}
 }
 
 // metrics are a following engine's Prometheus metrics. Every field is
@@ -45,6 +65,9 @@ type metrics struct {
 	maxAge     time.Duration
 	caughtUpAt atomic.Int64 // unix nanoseconds, for /healthz
 	seen       replica.Stats
+	// live counts the records held, for a replica that is never
+	// committed (tail's): read on the engine's goroutine.
+	live func() int
 }
 
 func newMetrics(maxAge time.Duration) *metrics {
@@ -69,7 +92,7 @@ func newMetrics(maxAge time.Duration) *metrics {
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockstep_caught_up",
 			Help: "1 while the replica is caught up with the endpoint, else 0."}),
 		records: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lockstep_records",
-			Help: "Live records in the replica."}),
+			Help: "Live records in the replica (tail: the live keys it tracks)."}),
 		maxAge: maxAge,
 	}
 	m.reg.MustRegister(m.applied, m.reconnects, m.errors, m.bytes, m.writeSeconds, m.lagSeconds,
@@ -141,6 +164,14 @@ func (m *metrics) attach(cfg *replica.Config) {
 	}
 }
 
+// countLive makes lockstep_records count the records e holds, for an
+// engine that keeps them in memory and never commits them.
+func (m *metrics) countLive(e *replica.Engine) {
+	if m != nil {
+		m.live = e.Len
+	}
+}
+
 // chain calls a, if any, then b.
 func chain[T any](a, b func(T)) func(T) {
 	if a == nil {
@@ -174,6 +205,9 @@ func (m *metrics) progress(st replica.Stats) {
 	m.applied.WithLabelValues("update").Add(float64(st.Updates - m.seen.Updates))
 	m.applied.WithLabelValues("delete").Add(float64(st.Deletes - m.seen.Deletes))
 	m.seen = st
+	if m.live != nil {
+		m.records.Set(float64(m.live()))
+	}
 	if !st.LastContact.IsZero() {
 		m.lastContact.Set(float64(st.LastContact.UnixNano()) / 1e9)
 	}

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,8 +30,7 @@ var onChangeFlags = []cli.Flag{
 type hook struct {
 	cmd      string
 	timeout  time.Duration
-	log      *logger
-	out      io.Writer // the command's stdout and stderr
+	log      *logger // the command's output goes there too (hookOutput)
 	snapshot string
 	endpoint string
 
@@ -46,7 +45,7 @@ func newHook(c *cli.Context, snapshot, endpoint string) *hook {
 		return nil
 	}
 	return &hook{cmd: c.String("on-change"), timeout: c.Duration("on-change-timeout"), log: logOf(c),
-		out: lockedWriter{logOf(c)}, snapshot: snapshot, endpoint: endpoint}
+		snapshot: snapshot, endpoint: endpoint}
 }
 
 // attach chains the hook into an engine's commits.
@@ -110,7 +109,8 @@ func (h *hook) run(c replica.Commit) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	cmd.Stdout, cmd.Stderr = h.out, h.out
+	stdout, stderr := &hookOutput{log: h.log, stream: "stdout"}, &hookOutput{log: h.log, stream: "stderr"}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = append(os.Environ(),
 		"LOCKSTEP_INSERTS="+strconv.Itoa(c.Inserts),
 		"LOCKSTEP_UPDATES="+strconv.Itoa(c.Updates),
@@ -122,6 +122,8 @@ func (h *hook) run(c replica.Commit) {
 	)
 	start := time.Now()
 	err := cmd.Run()
+	stdout.flush()
+	stderr.flush()
 	took := roundDelay(time.Since(start))
 	var exit *exec.ExitError
 	switch {
@@ -133,5 +135,42 @@ func (h *hook) run(c replica.Commit) {
 		h.log.warn(fmt.Sprintf("--on-change: exited %d after %s; the sync goes on", exit.ExitCode(), took), "exit", exit.ExitCode(), "took", time.Since(start))
 	default:
 		h.log.warn(fmt.Sprintf("--on-change: %v; the sync goes on", err), "err", err.Error())
+	}
+}
+
+// hookOutput passes what an --on-change command writes on one stream to
+// lockstep's stderr a whole line at a time, so that it never splits a log
+// line: as it is in a text log, and as a JSON log line of its own (source
+// "on-change", stream "stdout" or "stderr") with --log-format json.
+type hookOutput struct {
+	log    *logger
+	stream string
+	buf    []byte
+}
+
+// maxHookLine bounds what is held of a line that does not end.
+const maxHookLine = 64 << 10
+
+func (o *hookOutput) Write(p []byte) (int, error) {
+	o.buf = append(o.buf, p...)
+	for {
+		i := bytes.IndexByte(o.buf, '\n')
+		if i < 0 {
+			break
+		}
+		o.log.output(o.stream, string(o.buf[:i]))
+		o.buf = o.buf[i+1:]
+	}
+	if len(o.buf) >= maxHookLine {
+		o.flush()
+	}
+	return len(p), nil
+}
+
+// flush passes on a last line that has no newline.
+func (o *hookOutput) flush() {
+	if len(o.buf) > 0 {
+		o.log.output(o.stream, string(o.buf))
+		o.buf = nil
 	}
 }

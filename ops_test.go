@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +44,11 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // runBinary runs the binary with more environment variables.
 func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	// Every case here ends by itself at once: one still running after
+	// 20s is a failure, not a wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -50,6 +56,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, std
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("lockstep %v: still running after 20s; stderr:\n%s", args, errOut.String())
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
@@ -94,6 +103,9 @@ func TestMessages_Golden(t *testing.T) {
 	defer one.Close()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "servers.jsonl")
+	// What a SQLite database begins with.
+	sqliteFile := filepath.Join(dir, "servers.db")
+	writeFile(t, sqliteFile, "SQLite format 3\x00", strings.Repeat("\x00", 84))
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -101,9 +113,15 @@ func TestMessages_Golden(t *testing.T) {
 	}{
 		{"unknown-flag", nil, []string{"--bogus"}},
 		{"unknown-command", nil, []string{"snyc"}},
+		{"help-unknown-command", nil, []string{"help", "snyc"}},
 		{"unknown-command-flag", nil, []string{"sync", "--ot", "x", "http://h/"}},
-		{"env-format-meant", map[string]string{"LOCKSTEP_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
-		{"env-format-wrong", map[string]string{"LOCKSTEP_FORMAT": "csv"}, []string{"tail", src.URL + "/"}},
+		{"env-format-meant", map[string]string{"LOCKSTEP_TAIL_FORMAT": "table"}, []string{"tail", "--once", src.URL + "/"}},
+		{"env-format-wrong", map[string]string{"LOCKSTEP_TAIL_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},
+		// --format means something else to each command, so each has its
+		// own variable: dump's csv is no concern of tail's or check's.
+		{"env-format-other-command", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},
+		{"env-format-dump", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv"}, []string{"dump", src.URL + "/"}},
+		{"env-format-check", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv", "LOCKSTEP_CHECK_FORMAT": "xml"}, []string{"check", src.URL + "/"}},
 		{"env-bool", map[string]string{"LOCKSTEP_ONCE": "yes"}, []string{"tail", src.URL + "/"}},
 		{"env-duration", map[string]string{"LOCKSTEP_IDLE": "2"}, []string{"tail", src.URL + "/"}},
 		{"duration-unit", nil, []string{"dump", "--max-age", "5", "servers.jsonl"}},
@@ -115,11 +133,44 @@ func TestMessages_Golden(t *testing.T) {
 		{"sync-nothing-new", nil, []string{"sync", "--out", out, src.URL + "/"}},
 		{"sync-quiet-nothing-new", nil, []string{"sync", "-q", "--out", out, src.URL + "/"}},
 		{"completion-unknown", nil, []string{"completion", "tcsh"}},
+		{"tail-invalid-port", nil, []string{"tail", "http://h:99999/x/"}},
+		{"sync-invalid-port", nil, []string{"sync", "--follow", "--out", out + "2", "https://user:pw@h:0/x/"}},
+		{"tail-empty-url", nil, []string{"tail", ""}},
+		{"tail-no-scheme", nil, []string{"tail", "127.0.0.1:4567/x/"}},
+		{"check-no-scheme", nil, []string{"check", "user:pw@localhost/x/"}},
+		{"tail-not-a-url", nil, []string{"tail", "servers"}},
+		{"tail-a-file", nil, []string{"tail", "testdata/servers.jsonl"}},
+		{"dump-empty", nil, []string{"dump", ""}},
+		{"dump-ftp", nil, []string{"dump", "ftp://x/"}},
+		{"dump-sqlite-empty", nil, []string{"dump", "sqlite:"}},
+		{"sync-out-sqlite-empty", nil, []string{"sync", "--out", "sqlite:", "http://127.0.0.1:1/"}},
+		{"dump-sqlite-file", nil, []string{"dump", sqliteFile}},
+		{"serve-empty", nil, []string{"serve", ""}},
+		{"dump-url-empty-key", nil, []string{"dump", "--key", "", "http://127.0.0.1:1/"}},
+		{"serve-addr-bogus", nil, []string{"serve", "--addr", "4567", "servers.jsonl"}},
+		{"tail-metrics-bogus", nil, []string{"tail", "--once", "--retry-for", "0", "--metrics", "bogus", "http://127.0.0.1:1/"}},
+		{"sync-metrics-bad-port", nil, []string{"sync", "--follow", "--metrics", "127.0.0.1:http", "--out", out + "2", "http://127.0.0.1:1/"}},
+		{"sync-out-sqlite-file", nil, []string{"sync", "--out", sqliteFile, "http://127.0.0.1:1/"}},
+		{"check-timeout-zero", nil, []string{"check", "--timeout", "0", "http://127.0.0.1:1/"}},
+		{"check-max-silence-negative", nil, []string{"check", "--max-silence", "-1s", "http://127.0.0.1:1/"}},
+		{"check-max-bytes-zero", nil, []string{"check", "--max-bytes", "0", "http://127.0.0.1:1/"}},
+		{"sync-flush-interval-zero", nil, []string{"sync", "--follow", "--flush-interval", "0", "--out", out + "2", "http://127.0.0.1:1/"}},
+		{"serve-heartbeat-negative", nil, []string{"serve", "--heartbeat", "-1s", "servers.jsonl"}},
+		{"tail-poll-zero", map[string]string{"LOCKSTEP_POLL": "0s"}, []string{"tail", "--once", "--retry-for", "0", "http://127.0.0.1:1/"}},
+		{"tail-health-max-age-zero", nil, []string{"tail", "--once", "--retry-for", "0", "--metrics", "127.0.0.1:0", "--health-max-age", "0", "http://127.0.0.1:1/"}},
+		{"tail-max-record-size-zero", nil, []string{"tail", "--once", "--retry-for", "0", "--max-record-size", "0", "http://127.0.0.1:1/"}},
+		{"sync-max-delete-bad", nil, []string{"sync", "--retry-for", "0", "--max-delete", "150%", "--out", out + "2", "http://127.0.0.1:1/"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := runBinary(t, tt.env, tt.args...)
-			got := fmt.Sprintf("$ %s lockstep %s\nexit %d\n%s%s", envText(tt.env), strings.Join(tt.args, " "), code, stdout, stderr)
+			shown := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				if shown[i] = a; a == "" {
+					shown[i] = "''"
+				}
+			}
+			got := fmt.Sprintf("$ %s lockstep %s\nexit %d\n%s%s", envText(tt.env), strings.Join(shown, " "), code, stdout, stderr)
 			got = strings.NewReplacer(src.URL, "URL", one.URL, "URL", dir, "DIR").Replace(got)
 			golden(t, filepath.Join("testdata", "messages", tt.name), got)
 		})
@@ -131,6 +182,7 @@ func envText(env map[string]string) string {
 	for k, v := range env {
 		s = append(s, k+"="+v)
 	}
+	slices.Sort(s)
 	return strings.Join(s, " ")
 }
 
@@ -269,7 +321,7 @@ func TestHook_NeverTwoAtOnce(t *testing.T) {
 	var stderr lines
 	h := &hook{
 		cmd:     fmt.Sprintf(`mkdir %[1]s/running || echo overlap >>%[2]s; sleep 0.2; echo $LOCKSTEP_INSERTS >>%[2]s; rmdir %[1]s/running`, dir, log),
-		timeout: 10 * time.Second, log: plainLogger(&stderr), out: &stderr,
+		timeout: 10 * time.Second, log: plainLogger(&stderr),
 	}
 	for range 3 {
 		h.committed(replica.Commit{Inserts: 1})
@@ -394,4 +446,87 @@ func TestBuildVersion_NotEmpty(t *testing.T) {
 	if v := buildVersion(); v == "" {
 		t.Error("empty version")
 	}
+}
+
+// --max-age is --health-max-age for the commands that serve /healthz,
+// as dump's --max-age is for a file.
+func TestHealth_MaxAgeAlias(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10))
+	url := serve(t, src, "--finite") + "/"
+	_, _, stderr := start(t, "tail", "--poll", "10s", "--max-age", "1ns", "--metrics", "127.0.0.1:0", url)
+	base := metricsAddr(t, stderr)
+	waitUntil(t, "/healthz to say stale", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 503 && strings.Contains(string(body), "stale")
+	})
+	if r := lockstep(t, "sync", "--help"); !strings.Contains(r.stdout, "--health-max-age value, --max-age value") {
+		t.Errorf("sync --help does not show --max-age:\n%s", r.stdout)
+	}
+}
+
+// metricsAddr waits for the line that says where --metrics listens.
+func metricsAddr(t *testing.T, stderr *lines) string {
+	t.Helper()
+	addrRE := regexp.MustCompile(`metrics on http://(\S+)/metrics`)
+	var base string
+	waitUntil(t, "the metrics address", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	return base
+}
+
+// The manual page is for section 1 (a user command), keeps the text in
+// angle brackets, and has one section per command.
+func TestMan_Page(t *testing.T) {
+	stdout, _, code := runApp(t, "man")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{".TH lockstep 1", "LOCKSTEP_<FLAG>", "LOCKSTEP_DUMP_FORMAT"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in the man page", want)
+		}
+	}
+	if n := strings.Count(stdout, "help, h\n"); n != 1 {
+		t.Errorf("%d sections for help, want 1", n)
+	}
+	md, _, _ := runApp(t, "man", "--markdown")
+	if !strings.Contains(md, `LOCKSTEP_\<FLAG\>`) || strings.Count(md, "help, h\n") != 1 {
+		t.Errorf("markdown: the angle brackets not escaped, or help twice:\n%.2000s", md)
+	}
+}
+
+// tail's lockstep_records is the number of live keys it tracks.
+func TestMetrics_TailRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	writeFile(t, src, line(1, 10), line(2, 20), line(3, 30), tomb(2, 40))
+	url := serve(t, src) + "/"
+	_, _, stderr := start(t, "tail", "--idle", "100ms", "--metrics", "127.0.0.1:0", url)
+	base := metricsAddr(t, stderr)
+	waitUntil(t, "lockstep_records to be 2", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return value(families, "lockstep_records", "") == 2
+	})
 }

@@ -174,6 +174,10 @@ func storeAdvice(err error, fix string) error {
 // runAdvice adds what to do to an error that ended a run.
 func runAdvice(c *cli.Context, err error) error {
 	var gu *follow.GiveUpError
+	var md *state.MassDeleteError
+	if errors.As(err, &md) {
+		return massDeleteError{err, md}
+	}
 	if errors.As(err, &gu) {
 		if d := c.Duration("retry-for"); d <= 0 {
 			return fmt.Errorf("%w (--retry-for 0: no retries)", err)
@@ -183,3 +187,19 @@ func runAdvice(c *cli.Context, err error) error {
 	}
 	return storeAdvice(err, "--resync to rebuild it")
 }
+
+// massDeleteError says a refused sweep in the CLI's terms: counts with
+// thousands separators, and the flag that allows it.
+type massDeleteError struct {
+	err error // md, or what wrapped it
+	md  *state.MassDeleteError
+}
+
+func (e massDeleteError) Error() string {
+	msg := fmt.Sprintf("resync would remove %s of %s %s (%.0f%%), more than --max-delete %.0f%% allows (an endpoint that answers empty by mistake must not wipe the replica; use --max-delete 100%% if this is right)",
+		thousands(e.md.Remove), thousands(e.md.Of), plural(e.md.Of, "record", "records"), 100*float64(e.md.Remove)/float64(e.md.Of), 100*e.md.Limit)
+	// Keep what the layers between added: "replica: …".
+	return strings.TrimSuffix(e.err.Error(), e.md.Error()) + msg
+}
+
+func (e massDeleteError) Unwrap() error { return e.err }

@@ -31,6 +31,7 @@ type progress struct {
 	rateAt      time.Time
 	rateApplied int
 	rate        float64
+	measured    bool // rate holds a measurement
 	lastApplied int
 	lastChange  time.Time
 }
@@ -100,8 +101,20 @@ func (p *progress) sampleRate(now time.Time, applied int) {
 	}
 	r := float64(applied-p.rateApplied) / dt
 	w := min(dt/5, 1)
+	if !p.measured {
+		// The first measurement is the average: nothing came before it.
+		w, p.measured = 1, true
+	}
 	p.rate = p.rate*(1-w) + r*w
 	p.rateAt, p.rateApplied = now, applied
+}
+
+// rateText is the recent rate, "1,234/s", or "" before it is measured.
+func (p *progress) rateText() string {
+	if !p.measured {
+		return ""
+	}
+	return thousands(int(p.rate)) + "/s"
 }
 
 func (p *progress) line(st replica.Stats) string {
@@ -113,7 +126,9 @@ func (p *progress) line(st replica.Stats) string {
 		}
 		parts = append(parts, state)
 	}
-	parts = append(parts, thousands(int(p.rate))+"/s")
+	if r := p.rateText(); r != "" {
+		parts = append(parts, r)
+	}
 	if p.bytes != nil {
 		parts = append(parts, byteSize(p.bytes.Load()))
 	}

@@ -129,3 +129,24 @@ func TestSyncTail_ByteOrderMark(t *testing.T) {
 		t.Fatalf("tail: exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// sync --resync against an endpoint restored to lower order values says
+// that the cursor moved back (PROTOCOL 5.4), into a file or a database.
+func TestSync_ResyncSaysCursorMovedBack(t *testing.T) {
+	t.Skip("the engine does not know the cursor before an asked-for resync: replica.Store.Open returns no checkpoint when resync is asked, so the follower's previous cursor is empty; to be fixed in replica (see the accept branch's report)")
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.jsonl")
+	for _, out := range []string{filepath.Join(dir, "r.jsonl"), "sqlite:" + filepath.Join(dir, "r.db")} {
+		writeFile(t, src, line(1, 110), line(2, 120))
+		url := fileServer(t, src)
+		if r := lockstep(t, "sync", url, "--out", out); r.code != 0 {
+			t.Fatalf("%s: %s", out, r.stderr)
+		}
+		writeFile(t, src, line(1, 10), line(2, 20))
+		r := lockstep(t, "sync", "--resync", url, "--out", out)
+		if r.code != 0 || !strings.Contains(r.stderr, "cursor moved back from 120 to 20") {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant the cursor moved back from 120 to 20", out, r.code, r.stderr)
+		}
+	}
+}

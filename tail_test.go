@@ -58,6 +58,10 @@ func TestFlagsFirst(t *testing.T) {
 		{"lockstep tail URL -- --not-a-flag", "lockstep tail URL -- --not-a-flag"},
 		{"lockstep dump f --max-age 5m", "lockstep dump --max-age 5m f"},
 		{"lockstep nope a --b", "lockstep nope a --b"},
+		{"lockstep --log-format json sync URL --out f", "lockstep sync --log-format json --out f URL"},
+		{"lockstep -q --log-format=json -v tail URL", "lockstep tail -q --log-format=json -v URL"},
+		{"lockstep --log-format json --bogus sync URL", "lockstep --log-format json --bogus sync URL"},
+		{"lockstep -q completion bash", "lockstep -q completion bash"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(app, strings.Fields(tt.in)), " "); got != tt.want {

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/lockstep/lockstep/follow"
 	"github.com/urfave/cli/v2"
 	"github.com/xrash/smetrics"
 )
@@ -132,7 +137,7 @@ func closest(typed string, names []string) string {
 
 // flagSource names where a flag's value came from, for an error: "--name"
 // when it is on the command line, else the environment variable that set
-// it ("LOCKSTEP_FORMAT=table").
+// it ("LOCKSTEP_TAIL_FORMAT=table").
 func flagSource(c *cli.Context, name string) string {
 	args, _ := c.App.Metadata[argsKey].([]string)
 	f := flagNamed(c.Command.Flags, name)
@@ -186,4 +191,71 @@ func buildVersion() string {
 		return "dev"
 	}
 	return rev[:min(len(rev), 12)] + dirty
+}
+
+// hostLike is the start of a URL typed without its scheme: a host name
+// with a dot, localhost, an IPv4 or [IPv6] address, or anything with a
+// port, perhaps after user:pass@.
+var hostLike = regexp.MustCompile(`^([^/@]*@)?(localhost|\[[0-9a-fA-F:.]+\]|[[:alnum:]-]+(\.[[:alnum:]-]+)+|[[:alnum:]-]+:\d+)(:\d*)?([/?#]|$)`)
+
+// checkURL refuses at once an endpoint URL that no retry can reach: empty,
+// without a scheme (suggesting http://), of another scheme, or with a
+// port out of range. What it says is redacted. It does not refuse what
+// follow.New refuses with a message of its own.
+func checkURL(raw string) error {
+	const want = "want one such as http://127.0.0.1:4567/servers/"
+	if strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("the URL is empty; %s", want)
+	}
+	scheme, _, ok := strings.Cut(raw, "://")
+	if st, err := os.Stat(raw); !ok && err == nil && st.Mode().IsRegular() {
+		return fmt.Errorf("%s is a file, not a URL; want one such as http://127.0.0.1:4567/servers/ (lockstep serve %s serves it there)", raw, raw)
+	}
+	if !ok {
+		guess := follow.Redact("http://" + raw)
+		if hostLike.MatchString(raw) {
+			return fmt.Errorf("%s has no scheme; did you mean %s?", strings.TrimPrefix(guess, "http://"), guess)
+		}
+		return fmt.Errorf("%s is not a URL; %s", strings.TrimPrefix(guess, "http://"), want)
+	}
+	shown := follow.Redact(raw)
+	if s := strings.ToLower(scheme); s != "http" && s != "https" {
+		return fmt.Errorf("%s: the scheme %s:// is not one lockstep speaks: want http:// or https://", shown, scheme)
+	}
+	u, err := url.Parse(strings.ReplaceAll(shown, "{since}", "0"))
+	if err != nil {
+		return nil // follow.New says what is wrong
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: port %s is out of range: want 1 to 65535", shown, p)
+		}
+	}
+	return nil
+}
+
+// sqliteMagic begins every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// isSQLite reports whether path is a SQLite database, for "did you mean
+// sqlite:PATH?".
+func isSQLite(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteMagic))
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == sqliteMagic
+}
+
+// checkDSN refuses a database target that names no database.
+func checkDSN(dsn string) error {
+	if rest, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		if path, _, _ := strings.Cut(rest, "?"); path == "" {
+			return errors.New("sqlite: names no database file; want sqlite:PATH, such as sqlite:servers.db")
+		}
+	}
+	return nil
 }

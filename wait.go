@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -14,10 +15,16 @@ func waitFor[T any](log *logger, path string, wait bool, open func(wait bool) (T
 	if !wait || !errors.Is(err, state.ErrLocked) {
 		return s, err
 	}
+	holder := "the process that holds " + state.LockPath(path)
 	if pid := state.LockHolder(path); pid != 0 {
-		log.info(fmt.Sprintf("--wait: waiting for pid %d, which holds %s", pid, state.LockPath(path)), "pid", pid)
+		holder = fmt.Sprintf("pid %d, which holds %s", pid, state.LockPath(path))
+		log.info("--wait: waiting for "+holder, "pid", pid)
 	} else {
-		log.info(fmt.Sprintf("--wait: waiting for the process that holds %s", state.LockPath(path)))
+		log.info("--wait: waiting for " + holder)
 	}
-	return open(true)
+	s, err = open(true)
+	if errors.Is(err, context.Canceled) {
+		return s, fmt.Errorf("interrupted while waiting for %s; nothing was done", holder)
+	}
+	return s, err
 }

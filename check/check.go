@@ -4,11 +4,13 @@
 // the protocol (docs/protocol.md), one Result per probe.
 //
 // Run never changes anything on the endpoint: it only sends GET requests,
-// at most four, each one a follower could send.
+// four, each one a follower could send, and sends one again after a 429 or
+// 503 whose Retry-After fits in the time left (at most twice).
 package check
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/lockstep/lockstep/follow"
@@ -111,4 +113,25 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	p := &prober{opts: opts, ctx: ctx, deadline: deadline}
 	p.run()
 	return &Report{Endpoint: follow.Redact(opts.Config.URL), Results: p.results, Elapsed: time.Since(start)}, nil
+}
+
+// count says n things as lockstep's output does: "1 record",
+// "1,500 records".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return thousands(n) + " " + many
+}
+
+// thousands writes n as 1,234,567.
+func thousands[T int | int64](n T) string {
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	s := strconv.FormatInt(int64(n), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

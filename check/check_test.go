@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,190 @@ func TestRun_BoundsBytesAndTime(t *testing.T) {
 	for _, r := range report.Results {
 		if r.Probe == "endless" && r.Status != check.Info {
 			t.Errorf("endless: %s %s, want INFO (stopped at the cap)", r.Status, r.Seen)
+		}
+	}
+}
+
+// Counts read as the rest of lockstep's output: 1,500 records, 1 record.
+func TestRun_CountsReadable(t *testing.T) {
+	for _, n := range []int{1500, 1} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cursor, _ := strconv.Atoi(path.Base(r.URL.Path))
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			for i := max(cursor, 1); i <= n; i++ {
+				fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", i, i)
+			}
+		}))
+		report, err := check.Run(context.Background(), check.Options{
+			Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+			Timeout: 5 * time.Second,
+		})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]map[string]string{
+			1500: {"status": ": 1,500 records", "records": "1,500 records, each", "endless": "after 1,500 records", "agreement": "(750 and 750 records)"},
+			1:    {"status": ": 1 record through", "records": "1 record, each", "endless": "after 1 record"},
+		}[n]
+		for _, r := range report.Results {
+			if w, ok := want[r.Probe]; ok && !strings.Contains(r.Seen, w) {
+				t.Errorf("%d records: %s: %q, want %q in it", n, r.Probe, r.Seen, w)
+			}
+		}
+	}
+}
+
+// result finds a probe's result.
+func result(t *testing.T, report *check.Report, probe string) check.Result {
+	t.Helper()
+	for _, r := range report.Results {
+		if r.Probe == probe {
+			return r
+		}
+	}
+	t.Fatalf("no %s probe in %+v", probe, report.Results)
+	return check.Result{}
+}
+
+func run(t *testing.T, h http.Handler, timeout time.Duration) *check.Report {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	report, err := check.Run(context.Background(), check.Options{
+		Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+		Timeout: timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return report
+}
+
+// A 503 with Retry-After is waited out, as a follower would, when the
+// time allows, and the probes run on the answer that follows.
+func TestRun_RetryAfterWaited(t *testing.T) {
+	var mu sync.Mutex
+	busy := 1
+	inner := finite(inclusive, nil)
+	report := run(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if busy > 0 {
+			busy--
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		inner(w, r)
+	}), 10*time.Second)
+	if s := result(t, report, "status"); s.Status != check.Pass {
+		t.Errorf("status: %s %s, want PASS after the wait", s.Status, s.Seen)
+	}
+	if ra := result(t, report, "retry-after"); ra.Status != check.Info || !strings.Contains(ra.Seen, "waited 1s") || !strings.Contains(ra.Seen, "then 200") {
+		t.Errorf("retry-after: %s %s, want INFO saying it waited, then got 200", ra.Status, ra.Seen)
+	}
+	// A wait longer than the time left is not waited, and said so.
+	report = run(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}), 2*time.Second)
+	if s := result(t, report, "status"); s.Status != check.Fail || !strings.Contains(s.Fix, "--timeout") {
+		t.Errorf("status: %s %s; fix: %s", s.Status, s.Seen, s.Fix)
+	}
+	if ra := result(t, report, "retry-after"); !strings.Contains(ra.Seen, "not waited") {
+		t.Errorf("retry-after: %s %s", ra.Status, ra.Seen)
+	}
+}
+
+// An endpoint that answers a cursor above 0 with nothing at all loses the
+// changes after a cursor; it is not one whose since is exclusive.
+func TestRun_NothingAtAMiddleCursor(t *testing.T) {
+	empty := finite(func(order, cursor int) bool { return false }, nil)
+	inc := result(t, run(t, empty, 5*time.Second), "inclusive")
+	if inc.Status != check.Fail || strings.Contains(inc.Seen, "exclusive") || !strings.Contains(inc.Seen, "no records") {
+		t.Errorf("finite, empty at the cursor: %s %s", inc.Status, inc.Seen)
+	}
+	// Open and silent at the cursor: it sends only new changes, or is
+	// slow; not exclusive either.
+	endless := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if path.Base(r.URL.Path) == "0" {
+			for _, row := range rows {
+				fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", row.id, row.order)
+			}
+		}
+		for {
+			fmt.Fprint(w, "\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	inc = result(t, run(t, endless, 3*time.Second), "inclusive")
+	if inc.Status == check.Pass || strings.Contains(inc.Seen, "exclusive") || !strings.Contains(inc.Seen, "no records") {
+		t.Errorf("endless, silent at the cursor: %s %s", inc.Status, inc.Seen)
+	}
+	// Records above the cursor missing, those at it sent: not exclusive.
+	lost := finite(func(order, cursor int) bool { return order == cursor }, nil)
+	inc = result(t, run(t, lost, 5*time.Second), "inclusive")
+	if inc.Status != check.Fail || strings.Contains(inc.Seen, "exclusive") || !strings.Contains(inc.Seen, "above the cursor") {
+		t.Errorf("records above the cursor lost: %s %s", inc.Status, inc.Seen)
+	}
+}
+
+// A certificate for another host name is said to be that, with the fix.
+func TestRun_CertificateForAnotherHost(t *testing.T) {
+	srv := httptest.NewTLSServer(finite(inclusive, nil))
+	defer srv.Close()
+	client := srv.Client() // trusts the server's certificate, made for 127.0.0.1 and example.com
+	u := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	report, err := check.Run(context.Background(), check.Options{
+		Config:  follow.Config{URL: u + "/servers/", Idle: 100 * time.Millisecond, Client: client},
+		Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := result(t, report, "status")
+	if s.Status != check.Fail || !strings.Contains(s.Seen, "another host") || !strings.Contains(s.Fix, "host name") {
+		t.Errorf("status: %s %s; fix: %s", s.Status, s.Seen, s.Fix)
+	}
+}
+
+// An endless response that stays silent is a FAIL only once check has
+// seen a silence longer than MaxSilence; with a Timeout shorter than that
+// (the defaults: 20s and 30s) it is a WARN that says how to be sure.
+func TestRun_SilenceJudgedOnlyWhenSeen(t *testing.T) {
+	silent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, row := range rows {
+			fmt.Fprintf(w, `{"id":%d,"updated_at":%d,"deleted_at":null}`+"\n", row.id, row.order)
+		}
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	for _, tt := range []struct {
+		timeout, maxSilence time.Duration
+		want                check.Status
+	}{
+		{2 * time.Second, 3 * time.Second, check.Warn},
+		{2 * time.Second, 500 * time.Millisecond, check.Fail},
+	} {
+		srv := httptest.NewServer(silent)
+		report, err := check.Run(context.Background(), check.Options{
+			Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+			Timeout: tt.timeout, MaxSilence: tt.maxSilence,
+		})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb := result(t, report, "heartbeat")
+		if hb.Status != tt.want || tt.want == check.Warn && !strings.Contains(hb.Fix, "--timeout above") {
+			t.Errorf("--timeout %s, --max-silence %s: %s %s; fix: %s", tt.timeout, tt.maxSilence, hb.Status, hb.Seen, hb.Fix)
 		}
 	}
 }

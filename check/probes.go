@@ -2,6 +2,9 @@ package check
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -30,7 +33,30 @@ type prober struct {
 	sinceDec [2]decoded
 	old      *response // at cursor 1
 	oldDec   decoded
+
+	mu   sync.Mutex
+	busy []busy // 429s and 503s, in the order they came
 }
+
+// busy is a 429 or 503 answer: how long it asked to wait, and what check
+// did about it.
+type busy struct {
+	cursor     follow.Order
+	status     int
+	retryAfter string        // the header as sent; "" when absent
+	wait       time.Duration // what it asks for (1s without the header)
+	waited     bool          // check waited and asked again
+	then       int           // the status of the answer after the wait; 0 if none
+	left       time.Duration // the time check had left, when it did not wait
+}
+
+// Waiting out a 429 or 503, as a follower does (PROTOCOL 3).
+const (
+	busyRetries    = 2           // at most, for each request
+	busyDefault    = time.Second // without Retry-After
+	retryAfterMax  = 5 * time.Minute
+	busyShareOfRun = 2 // wait only when the wait is at most 1/busyShareOfRun of the time left
+)
 
 // oldCursor is sent to find a retention horizon: a cursor above 0 that is
 // older than any real data's.
@@ -59,9 +85,22 @@ func (p *prober) fields() follow.DecoderOptions {
 	return f
 }
 
-// get requests cursor and waits for its backlog.
+// get requests cursor and waits for its backlog. A 429 or 503 is waited
+// out and asked again, when the time allows.
 func (p *prober) get(cursor follow.Order) (*response, decoded) {
 	r := fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
+	for try := 0; try < busyRetries; try++ {
+		i, again := p.waitOut(r)
+		if !again {
+			break
+		}
+		r = fetch(p.ctx, p.opts.Config, cursor, p.opts.MaxBytes)
+		if r.err == nil {
+			p.mu.Lock()
+			p.busy[i].then = r.status
+			p.mu.Unlock()
+		}
+	}
 	if !r.ok() {
 		// An error's body is short: wait a moment for it, for the report.
 		select {
@@ -71,9 +110,69 @@ func (p *prober) get(cursor follow.Order) (*response, decoded) {
 		}
 		return r, decoded{truncated: -1}
 	}
-	r.settle(p.ctx, p.opts.Config.Idle, time.Until(p.deadline)/2)
+	r.settle(p.ctx, p.opts.Config.Idle, time.Until(p.deadline)/2, p.expects(cursor))
 	s := r.snapshot()
 	return r, decode(s.body, s.ended, p.opts.Config.Fields)
+}
+
+// expects reports whether a response at cursor should hold records: at
+// cursor 0, or at one that records of cursor 0 reach. An open response
+// that should is given time for its first record, so that a slow endpoint
+// is not taken for one that sent nothing.
+func (p *prober) expects(cursor follow.Order) bool {
+	if cursor == "" {
+		return true
+	}
+	for _, rec := range p.firstDec.records {
+		if follow.CompareOrder([]byte(rec.order), []byte(cursor)) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitOut notes a 429 or 503 in p.busy[i] and, if its Retry-After (or a
+// second, without one) fits in the time left, waits for it and reports
+// again: the request is to be sent again.
+func (p *prober) waitOut(r *response) (i int, again bool) {
+	if r.err != nil || r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	b := busy{cursor: r.cursor, status: r.status, retryAfter: strings.TrimSpace(r.header.Get("Retry-After")), wait: busyDefault}
+	if b.retryAfter != "" {
+		b.wait = parseRetryAfter(b.retryAfter, time.Now())
+	}
+	left := time.Until(p.deadline)
+	b.waited = b.wait <= left/busyShareOfRun
+	if !b.waited {
+		b.left = left
+	}
+	p.mu.Lock()
+	i = len(p.busy)
+	p.busy = append(p.busy, b)
+	p.mu.Unlock()
+	if !b.waited {
+		return i, false
+	}
+	r.cancel()
+	select {
+	case <-p.ctx.Done():
+		return i, false
+	case <-time.After(b.wait):
+		return i, true
+	}
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, capped at
+// retryAfterMax; busyDefault when it is neither.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(max(0, min(n, int64(retryAfterMax/time.Second)))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, min(t.Sub(now), retryAfterMax))
+	}
+	return busyDefault
 }
 
 // probes names every probe, in the order of a report.
@@ -132,17 +231,18 @@ func (p *prober) probeStatus() bool {
 	fix := ""
 	switch {
 	case r.err != nil:
-		p.add("status", Fail, fmt.Sprintf("no response at cursor 0: %v", r.err), "check the URL, and that the endpoint is up and reachable from here", nil)
+		seen, fix := connectionAdvice(r.err)
+		p.add("status", Fail, "no response at cursor 0: "+seen, fix, nil)
 	case r.ok():
 		s := r.snapshot()
 		n := len(p.firstDec.records)
-		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %d records", r.status, http.StatusText(r.status), r.url, n)
+		seen := fmt.Sprintf("%d %s at cursor 0 (%s): %s", r.status, http.StatusText(r.status), r.url, count(n, "record", "records"))
 		if n > 0 {
 			// Not len(s.body): on an endless response, heartbeats come and go.
 			seen += fmt.Sprintf(" through byte %d", p.firstDec.records[n-1].end)
 		}
 		if s.capped {
-			seen += fmt.Sprintf(" (stopped reading at the %d-byte cap)", len(s.body))
+			seen += fmt.Sprintf(" (stopped reading at the %s-byte cap)", thousands(len(s.body)))
 		}
 		if n == 0 {
 			p.add("status", Warn, seen, "add a few records: without data the cursor cannot be checked", nil)
@@ -156,6 +256,8 @@ func (p *prober) probeStatus() bool {
 		fix = "check the URL; the cursor goes in the last path segment unless --since-param or {since} says otherwise"
 	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
 		fix = "pass credentials: user:pass@ in the URL, --user, or -H"
+	case r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable:
+		fix = "the endpoint says it is busy: run check again when it is not, or with a --timeout that leaves room for its Retry-After"
 	default:
 		fix = "answer 200 with the records, one JSON object per line"
 	}
@@ -168,6 +270,23 @@ func (p *prober) probeStatus() bool {
 		p.add("status", Fail, seen, fix, nil)
 	}
 	return false
+}
+
+// connectionAdvice says why a request got no response, and what fixes it.
+func connectionAdvice(err error) (seen, fix string) {
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &host):
+		return fmt.Sprintf("the TLS certificate is for another host: %v", err),
+			"use the host name the certificate was issued for in the URL, or have the endpoint present a certificate for this one"
+	case errors.As(err, &authority), errors.As(err, &verify):
+		return fmt.Sprintf("the TLS certificate is not trusted: %v", err), "pass --cacert FILE with the CA that issued it"
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return "the server speaks plain HTTP, not HTTPS", "use http:// in the URL"
+	}
+	return err.Error(), "check the URL, and that the endpoint is up and reachable from here"
 }
 
 func truncate(s string, n int) string {
@@ -217,9 +336,9 @@ func (p *prober) probeFraming() {
 	switch {
 	case len(backToBack) > 0:
 		off := backToBack[0] - 1
-		p.add("framing", Warn, fmt.Sprintf("%d objects sent back to back with nothing between them, first at byte %d (accepted, but few clients read that)", len(backToBack), off), fix, where(r, body, off))
+		p.add("framing", Warn, fmt.Sprintf("%s sent back to back with nothing between them, first at byte %d (accepted, but few clients read that)", count(len(backToBack), "object", "objects"), off), fix, where(r, body, off))
 	case len(noNewline) > 0:
-		p.add("framing", Warn, fmt.Sprintf("%d objects separated by spaces but no newline, first at byte %d", len(noNewline), noNewline[0]), fix, where(r, body, noNewline[0]))
+		p.add("framing", Warn, fmt.Sprintf("%s separated by spaces but no newline, first at byte %d", count(len(noNewline), "object", "objects"), noNewline[0]), fix, where(r, body, noNewline[0]))
 	default:
 		p.add("framing", Pass, "one object per line", "", nil)
 	}
@@ -229,11 +348,11 @@ func (p *prober) probeFraming() {
 func (p *prober) probeRecords() {
 	r, d := p.first, p.firstDec
 	if len(d.bad) == 0 {
-		p.add("records", Pass, fmt.Sprintf("%d records, each a JSON object with %q and %q", len(d.records), p.fields().Key, p.fields().OrderBy), "", nil)
+		p.add("records", Pass, fmt.Sprintf("%s, each a JSON object with %q and %q", count(len(d.records), "record", "records"), p.fields().Key, p.fields().OrderBy), "", nil)
 		return
 	}
 	b := d.bad[0]
-	p.add("records", Fail, fmt.Sprintf("bad records: %d; the first at byte %d: %s", len(d.bad), b.Offset, b.Reason),
+	p.add("records", Fail, fmt.Sprintf("%s; the first at byte %d: %s", count(len(d.bad), "bad record", "bad records"), b.Offset, b.Reason),
 		fmt.Sprintf("send one JSON object per record, each with %q (a number or string) and %q", p.fields().Key, p.fields().OrderBy),
 		&Where{URL: r.url, Offset: b.Offset, Snippet: truncate(string(b.Snippet), 60)})
 }
@@ -367,7 +486,7 @@ func (p *prober) probeCursor() {
 		}
 	}
 	if len(below) > 0 {
-		p.add("cursor", Fail, fmt.Sprintf("cursor ignored: %s returned %d of %d records below %s, the first at byte %d", r.url, len(below), len(d.records), p.mid.Param(), below[0].offset),
+		p.add("cursor", Fail, fmt.Sprintf("cursor ignored: %s returned %s of %s below %s, the first at byte %d", r.url, thousands(len(below)), count(len(d.records), "record", "records"), p.mid.Param(), below[0].offset),
 			fmt.Sprintf("return only records with %s >= the cursor", p.fields().OrderBy), where(r, r.snapshot().body, below[0].offset))
 		return
 	}
@@ -375,13 +494,17 @@ func (p *prober) probeCursor() {
 }
 
 // probeInclusive: every record of cursor 0 at or above the cursor comes
-// back, the ones equal to it too (since is inclusive).
+// back, the ones equal to it too (since is inclusive). What is missing
+// says what is wrong: nothing at all (the changes after a cursor are
+// lost, or only new ones are sent), records above the cursor (lost), or
+// only those equal to it (since is exclusive).
 func (p *prober) probeInclusive() {
 	if why := p.notRun(0); why != "" {
 		p.add("inclusive", Info, why, "", nil)
 		return
 	}
 	r, d := p.since[0], p.sinceDec[0]
+	f := p.fields()
 	got := map[string]string{}
 	var top string // with a capped response, only what it reached counts
 	for _, rec := range d.records {
@@ -390,13 +513,15 @@ func (p *prober) probeInclusive() {
 		}
 		top = rec.order
 	}
-	capped := r.snapshot().capped
-	atMid := 0
+	s := r.snapshot()
+	atMid, expected := 0, 0
+	var missAt, missAbove []record
 	for _, rec := range p.firstDec.records {
 		c := follow.CompareOrder([]byte(rec.order), []byte(p.mid))
-		if c < 0 || capped && follow.CompareOrder([]byte(rec.order), []byte(top)) >= 0 {
+		if c < 0 || s.capped && follow.CompareOrder([]byte(rec.order), []byte(top)) >= 0 {
 			continue
 		}
+		expected++
 		if c == 0 {
 			atMid++
 		}
@@ -404,20 +529,35 @@ func (p *prober) probeInclusive() {
 			continue
 		}
 		if c == 0 {
-			p.add("inclusive", Fail, fmt.Sprintf("since is exclusive: %s left out %s %s, whose %s equals the cursor", r.url, p.fields().Key, rec.key, p.fields().OrderBy),
-				fmt.Sprintf("return records with %s >= the cursor, not >: a follower re-reads the records at its cursor to catch those it has not seen", p.fields().OrderBy), nil)
+			missAt = append(missAt, rec)
 		} else {
-			p.add("inclusive", Fail, fmt.Sprintf("%s left out %s %s (%s %s, above the cursor)", r.url, p.fields().Key, rec.key, p.fields().OrderBy, rec.order),
-				fmt.Sprintf("return every record with %s >= the cursor", p.fields().OrderBy), nil)
+			missAbove = append(missAbove, rec)
 		}
-		return
 	}
-	p.add("inclusive", Pass, fmt.Sprintf("%s returned the records at %s (%d) and all those above", r.url, p.mid.Param(), atMid), "", nil)
+	every := fmt.Sprintf("return every record with %s >= the cursor", f.OrderBy)
+	switch {
+	case len(missAt)+len(missAbove) == 0:
+		p.add("inclusive", Pass, fmt.Sprintf("%s returned the records at %s (%s) and all those above", r.url, p.mid.Param(), thousands(atMid)), "", nil)
+	case len(d.records) == 0 && s.ended:
+		p.add("inclusive", Fail, fmt.Sprintf("%s answered no records, though cursor 0 has %s at or above %s: a follower at that cursor never gets them", r.url, count(expected, "record", "records"), p.mid.Param()),
+			every+"; answer 410 Gone for a cursor older than the endpoint keeps", nil)
+	case len(d.records) == 0:
+		p.add("inclusive", Fail, fmt.Sprintf("%s sent no records in the %s watched (the response is still open), though cursor 0 has %s at or above %s: it sends only changes made after the request, or is slower than that to start",
+			r.url, round(time.Since(r.sent)), count(expected, "record", "records"), p.mid.Param()),
+			"first send the records since the cursor, at once, then keep the response open for new ones", nil)
+	case len(missAbove) > 0:
+		rec := missAbove[0]
+		p.add("inclusive", Fail, fmt.Sprintf("%s left out %s of the records above the cursor, the first %s %s (%s %s, above the cursor): a follower at that cursor never gets them",
+			r.url, thousands(len(missAbove)), f.Key, rec.key, f.OrderBy, rec.order), every, nil)
+	default:
+		p.add("inclusive", Fail, fmt.Sprintf("since is exclusive: %s left out %s %s, whose %s equals the cursor, and sent those above it", r.url, f.Key, missAt[0].key, f.OrderBy),
+			fmt.Sprintf("return records with %s >= the cursor, not >: a follower re-reads the records at its cursor to catch those it has not seen", f.OrderBy), nil)
+	}
 }
 
 // probeTombstones: deleted records are sent for a cursor above 0.
 func (p *prober) probeTombstones() {
-	count := func(d decoded) int {
+	tombs := func(d decoded) int {
 		n := 0
 		for _, r := range d.records {
 			if r.deleted {
@@ -426,14 +566,14 @@ func (p *prober) probeTombstones() {
 		}
 		return n
 	}
-	atZero := count(p.firstDec)
+	atZero := tombs(p.firstDec)
 	for _, x := range []struct {
 		r *response
 		d decoded
 	}{{p.since[0], p.sinceDec[0]}, {p.old, p.oldDec}} {
 		if x.r != nil && x.r.ok() {
-			if n := count(x.d); n > 0 {
-				p.add("tombstones", Pass, fmt.Sprintf("%d tombstones at cursor %s (%d at cursor 0, where they may be left out)", n, x.r.cursor.Param(), atZero), "", nil)
+			if n := tombs(x.d); n > 0 {
+				p.add("tombstones", Pass, fmt.Sprintf("%s at cursor %s (%s at cursor 0, where they may be left out)", count(n, "tombstone", "tombstones"), x.r.cursor.Param(), thousands(atZero)), "", nil)
 				return
 			}
 		}
@@ -489,7 +629,7 @@ func (p *prober) probeAgreement() {
 			return
 		}
 	}
-	p.add("agreement", Pass, fmt.Sprintf("two reads at cursor %s agree (%d and %d records)", p.mid.Param(), len(a.records), len(b.records)), "", nil)
+	p.add("agreement", Pass, fmt.Sprintf("two reads at cursor %s agree (%s and %s)", p.mid.Param(), thousands(len(a.records)), count(len(b.records), "record", "records")), "", nil)
 }
 
 // probePrecision: numbers that a float64 reader (JavaScript, jq) would
@@ -541,20 +681,20 @@ func (p *prober) probeEndless() {
 	n := len(p.firstDec.records)
 	switch {
 	case s.ended:
-		p.add("endless", Pass, fmt.Sprintf("finite: the response ended after %d records", n), "", nil)
+		p.add("endless", Pass, fmt.Sprintf("finite: the response ended after %s", count(n, "record", "records")), "", nil)
 		p.add("heartbeat", Info, "not needed: the response is finite", "", nil)
 		return
 	case s.capped:
-		p.add("endless", Info, fmt.Sprintf("unknown: reading stopped at the %d-byte cap", len(s.body)), "", nil)
+		p.add("endless", Info, fmt.Sprintf("unknown: reading stopped at the %s-byte cap", thousands(len(s.body))), "", nil)
 		p.add("heartbeat", Info, "not run: reading stopped at the byte cap", "", nil)
 		return
 	case s.readErr != nil && p.ctx.Err() == nil:
-		p.add("endless", Fail, fmt.Sprintf("the response failed after %d bytes: %v", len(s.body), s.readErr),
+		p.add("endless", Fail, fmt.Sprintf("the response failed after %s: %v", count(len(s.body), "byte", "bytes"), s.readErr),
 			"end a response cleanly (the last chunk of a chunked body), or keep it open", nil)
 		p.add("heartbeat", Info, "not run: the response failed", "", nil)
 		return
 	}
-	p.add("endless", Pass, fmt.Sprintf("endless: still open after its %d records", n), "", nil)
+	p.add("endless", Pass, fmt.Sprintf("endless: still open after its %s", count(n, "record", "records")), "", nil)
 	longest := max(s.gap, s.silent)
 	switch {
 	case longest > p.opts.MaxSilence:
@@ -598,18 +738,43 @@ func (p *prober) probeGone() {
 	}
 }
 
-// probeRetryAfter reports how the endpoint said it was busy, if it did.
+// probeRetryAfter reports how the endpoint said it was busy, if it did,
+// and what check did about it: waited as asked and asked again, as a
+// follower does, or not, when the wait was longer than the time left.
 func (p *prober) probeRetryAfter() {
-	for _, r := range []*response{p.first, p.since[0], p.since[1], p.old} {
-		if r == nil || r.err != nil || r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable {
-			continue
-		}
-		if v := r.header.Get("Retry-After"); v != "" {
-			p.add("retry-after", Info, fmt.Sprintf("%d with Retry-After: %s", r.status, v), "", nil)
-		} else {
-			p.add("retry-after", Warn, fmt.Sprintf("%d without Retry-After", r.status), "say when to come back: Retry-After: <seconds>", nil)
-		}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.busy) == 0 {
+		p.add("retry-after", Info, "not seen: no 429 or 503 was answered", "when busy, answer 429 or 503 with Retry-After: <seconds>", nil)
 		return
 	}
-	p.add("retry-after", Info, "not seen: no 429 or 503 was answered", "when busy, answer 429 or 503 with Retry-After: <seconds>", nil)
+	b := p.busy[0]
+	seen := fmt.Sprintf("cursor %s answered %d with Retry-After: %s", cursorText(b.cursor), b.status, b.retryAfter)
+	if b.retryAfter == "" {
+		seen = fmt.Sprintf("cursor %s answered %d without Retry-After", cursorText(b.cursor), b.status)
+	}
+	switch {
+	case !b.waited:
+		seen += fmt.Sprintf("; not waited: %s is more than check had time for (%s left of --timeout)", round(b.wait), round(b.left))
+	case b.then != 0:
+		seen += fmt.Sprintf("; waited %s and asked again, then %d", round(b.wait), b.then)
+	default:
+		seen += fmt.Sprintf("; waited %s and asked again, then no response", round(b.wait))
+	}
+	if n := len(p.busy); n > 1 {
+		seen += fmt.Sprintf(" (%s in all)", count(n, "busy answer", "busy answers"))
+	}
+	if b.retryAfter == "" {
+		p.add("retry-after", Warn, seen, "say when to come back: Retry-After: <seconds>", nil)
+		return
+	}
+	p.add("retry-after", Info, seen, "", nil)
+}
+
+// cursorText shows a cursor: "" is 0.
+func cursorText(c follow.Order) string {
+	if c == "" {
+		return "0"
+	}
+	return c.Param()
 }

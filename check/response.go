@@ -111,12 +111,12 @@ func (r *response) read(body io.ReadCloser, maxBytes int64) {
 func (r *response) ok() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
 
 // settle waits until the response has delivered its backlog: it ended,
-// failed or reached the cap, or no record byte has arrived for idle (at
-// most firstWait, when none has arrived yet). Then it starts measuring
-// silences, for the heartbeat probe.
-func (r *response) settle(ctx context.Context, idle, firstWait time.Duration) {
+// failed or reached the cap, or no record byte has arrived for idle (and,
+// when records are expected, one has arrived or firstWait has passed).
+// Then it starts measuring silences, for the heartbeat probe.
+func (r *response) settle(ctx context.Context, idle, firstWait time.Duration, expected bool) {
 	r.poll(ctx, min(idle/4+time.Millisecond, 50*time.Millisecond), func() bool {
-		if (r.hasData || r.cursor != "" || time.Since(r.sent) >= firstWait) && time.Since(r.lastData) >= idle {
+		if (r.hasData || !expected || time.Since(r.sent) >= firstWait) && time.Since(r.lastData) >= idle {
 			r.watching = true
 			return true
 		}

@@ -13,9 +13,25 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-# show prints a command as it can be copied; run shows one and runs it.
+# show prints a command as it can be copied; run shows one, its arguments
+# quoted as a shell needs them, and runs it.
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-run() { show "$*"; "$@"; }
+# quote prints its arguments as they must be typed: bare when safe, else
+# in double quotes, else in single quotes.
+quote() {
+	local a out=()
+	for a in "$@"; do
+		if [[ $a =~ ^[[:alnum:]_./:=@,+%-]+$ ]]; then
+			out+=("$a")
+		elif [[ $a != *[\$\`\"\\!]* ]]; then
+			out+=("\"$a\"")
+		else
+			out+=("'${a//\'/\'\\\'\'}'")
+		fi
+	done
+	printf '%s' "${out[*]}"
+}
+run() { show "$(quote "$@")"; "$@"; }
 
 cp testdata/servers.jsonl "$work/servers.jsonl"
 "$bin" serve --addr 127.0.0.1:0 "$work/servers.jsonl" 2>"$work/serve.log" &
