@@ -170,6 +170,9 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 			}
 		}
 		s.loaded = true
+		if cp != nil && cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields) == nil {
+			return cp, "", nil
+		}
 		return nil, "", nil
 	}
 	switch {

@@ -44,7 +44,9 @@ type Identity struct {
 // cursor is kept) and the checkpoint of where to resume.
 type Store interface {
 	// Open checks the store against id and returns the checkpoint to
-	// resume from: nil for a new store or when resync is asked for. A
+	// resume from: nil for a new store. When resync is asked for, it is the
+	// checkpoint written for id (nil if none): the resync starts from 0,
+	// and the cursor before it is what a cursor moved back is measured by. A
 	// non-empty resync reason means the store holds records but no cursor
 	// that can be trusted with them, so a full resync must reconcile them.
 	// A checkpoint written for another endpoint, other fields or by another

@@ -225,6 +225,8 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 		}
 	}
 	switch {
+	case resync && cp != nil && cp.Check(state.KindSync, id.EndpointID, id.Endpoint, id.Fields) == nil:
+		return cp, "", nil
 	case resync:
 		return nil, "", nil
 	case cp == nil && s.live+s.tombs > 0:
