@@ -206,6 +206,17 @@ func (e *endpoint) setHeaders(req *http.Request, trusted bool) {
 // taken to run to an '@' in the first segment after it, or, if the URL
 // does not parse, to its last '@'.
 func Redact(raw string, extra ...string) string {
+	if !strings.Contains(raw, "://") {
+		// No scheme, so no authority to a URL parser; "user:pw@host/x"
+		// still holds a password.
+		end := strings.IndexAny(raw, "/?#")
+		if end < 0 {
+			end = len(raw)
+		}
+		if at := strings.LastIndex(raw[:end], "@"); at > 0 {
+			return maskUserinfo(raw[:at]) + "@" + redactParams(raw[at+1:], extra)
+		}
+	}
 	head, userinfo, rest := splitUserinfo(raw)
 	if userinfo == "" && strings.Contains(rest, "@") {
 		if _, err := url.Parse(strings.ReplaceAll(raw, "{since}", "0")); err != nil {

@@ -111,6 +111,10 @@ func TestRedact(t *testing.T) {
 		{"http://h/x?pwd=1&pass=2&jwt=3&bearer=4&access-code=5", "http://h/x?pwd=***&pass=***&jwt=***&bearer=***&access-code=***"},
 		{"http://h/x?client_secret=1&refresh_token=2&db_pass=3&access_code=4", "http://h/x?client_secret=***&refresh_token=***&db_pass=***&access_code=***"},
 		{"http://h/x?passage=1&design=2&signal=3&country_code=4", "http://h/x?passage=1&design=2&signal=3&country_code=4"},
+		// No scheme (a user's slip): the userinfo is still found.
+		{"user:pw@localhost/x/", "user:***@localhost/x/"},
+		{"tok@h:4567/x/?token=1", "***@h:4567/x/?token=***"},
+		{"localhost/x/@me", "localhost/x/@me"},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {
