@@ -45,6 +45,7 @@ measure() {
 	printf '%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n' "$name" "$best" "$cpu" "$rss"
 }
 
+go build -o "$dir/parsefloor" ./internal/parsefloor
 echo "$N records, $bytes bytes, from $url"
 measure "curl > /dev/null" "curl -s $url/0 > /dev/null"
 measure "curl | jq -c . > /dev/null" "curl -s $url/0 | jq -c . > /dev/null"
@@ -52,6 +53,7 @@ measure "lockstep tail --once > /dev/null" "$bin tail --once $url/ > /dev/null"
 rm -f "$dir"/replica.jsonl*
 measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
 measure "lockstep sync (restart, nothing new)" "$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
+measure "parse only (fastjson, the three fields)" "$dir/parsefloor $url/0"
 
 awk -v n="$N" -v bytes="$bytes" -F'\t' '
 	{ t[NR] = $2; m[NR] = $3; c[NR] = $4 }
@@ -59,6 +61,7 @@ awk -v n="$N" -v bytes="$bytes" -F'\t' '
 		printf "\ntail: %.0f records/s, %.1fx faster than curl | jq, %.0f bytes of memory per key\n", n / t[3], t[2] / t[3], m[3] * 1024 / n
 		printf "sync: %.2fx the time of tail --once, peak memory %.2fx the snapshot size\n", t[4] / t[3], m[4] * 1024 / bytes
 		printf "sync restart with nothing new: %.2f s, %.2f s of cpu\n", t[5], c[5]
+		printf "tail --once: %.2fx the time of parsing alone (fastjson)\n", t[3] / t[6]
 	}' < <(printf '%s\n' "${results[@]}")
 
 # sync --follow on the 1,000,000-record table while it receives 1,000
