@@ -164,6 +164,11 @@ func checkDumpArg(c *cli.Context, arg string) error {
 		return flagError(c, "%s: %s", follow.Redact(arg), want)
 	case isSQLite(arg):
 		return flagError(c, "%s is a SQLite database, not a snapshot file; did you mean sqlite:%s?", arg, arg)
+	case hostLike.MatchString(arg):
+		// Not a file here, and the start of a URL: maybe with a password.
+		if _, err := os.Stat(arg); err != nil {
+			return flagError(c, "%v", checkURL(arg))
+		}
 	}
 	return nil
 }

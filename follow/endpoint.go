@@ -247,6 +247,17 @@ func splitUserinfo(raw string) (head, userinfo, rest string) {
 	if j := strings.LastIndex(after[:end], "@"); j >= 0 {
 		at = j
 	}
+	if end < len(after) && after[end] != '/' {
+		// A '?' or '#' in a password ends the authority early too: the
+		// last '@' after it that a host follows ends the userinfo, unless
+		// what precedes it reads as a query ('=' or '&').
+		for j := len(after) - 1; j > end; j-- {
+			if after[j] == '@' && hostLike(after[j+1:]) && !strings.ContainsAny(after[:j], "=&") {
+				at = j
+				break
+			}
+		}
+	}
 	if end < len(after) && after[end] == '/' {
 		// Base64 passwords hold '/', '=' and '+': the segment runs to the
 		// next '/', '?' or '#', and what follows its '@' must be a host.

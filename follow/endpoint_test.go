@@ -98,6 +98,11 @@ func TestRedact(t *testing.T) {
 		{"http://user:/G7x+Q==@host/t/", "http://user:***@host/t/"},
 		{"http://user:12/ab=cd&x@host/", "http://user:***@host/"},
 		{"http://h/a/b@c?d=e@f", "http://h/a/b@c?d=e@f"},
+		{"http://user:p@ss#w@127.0.0.1:34969/", "http://user:***@127.0.0.1:34969/"},
+		{"http://user:p@ss?w#rd@127.0.0.1:1/x", "http://user:***@127.0.0.1:1/x"},
+		{"http://user:2024#Summer@host/x", "http://user:***@host/x"},
+		{"https://tok@en?x@host/", "https://***@host/"},
+		{"http://h?email=a@b.example", "http://h?email=a@b.example"},
 		// An @ after the host that is not a password.
 		{"http://u:p%40x@h/s/@me", "http://u:***@h/s/@me"},
 		{"http://h/s/@me", "http://h/s/@me"},

@@ -83,6 +83,18 @@ func escapeUserinfo(dsn string) (norm, password string) {
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		authority = rest[:i]
 	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 && len(authority) < len(rest) {
+		// A password with an '@' and then a '?', '#' or '/' ("p@ss?w"):
+		// the last '@' that a host and a port or path follow ends it,
+		// unless what precedes that '@' reads as a query.
+		for i := len(rest) - 1; i > len(authority); i-- {
+			if rest[i] == '@' && hostThenPortOrPath.MatchString(rest[i+1:]) && !strings.ContainsAny(rest[:i], "=&") {
+				user, pass, _ := strings.Cut(rest[:i], ":")
+				user, pass = unescape(user), unescape(pass)
+				return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass
+			}
+		}
+	}
 	if at := strings.LastIndex(authority, "@"); at >= 0 {
 		// Standard, but pgx cuts at the first '@': escape any other.
 		user, pass, hasPass := strings.Cut(authority[:at], ":")
@@ -106,6 +118,8 @@ func escapeUserinfo(dsn string) (norm, password string) {
 	}
 	return dsn, ""
 }
+
+var hostThenPortOrPath = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:[0-9]+([/?#]|$)|/)`)
 
 var hostThenPath = regexp.MustCompile(`^(\[[0-9A-Fa-f:.%a-z]+\]|[A-Za-z0-9._~%-]*)(:[0-9]*)?(,(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(:[0-9]*)?)*([/?#]|$)`)
 

@@ -29,6 +29,9 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "postgres://app:p@ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
 		{dsn: "postgres://app:a/b+c=@db/ops", postgres: "postgres://app:a%2Fb+c=@db/ops", secret: "a/b+c="},
 		{dsn: "postgres://app:p%40ss@db/ops", postgres: "postgres://app:p%40ss@db/ops", secret: "p@ss"},
+		{dsn: "postgres://app:p@ss?w#rd@127.0.0.1:5432/ops?sslmode=disable&table=t1", postgres: "postgres://app:p%40ss%3Fw%23rd@127.0.0.1:5432/ops?sslmode=disable", table: "t1", secret: "p@ss?w#rd"},
+		{dsn: "postgres://app:p@ss/w@db/ops", postgres: "postgres://app:p%40ss%2Fw@db/ops", secret: "p@ss/w"},
+		{dsn: "postgres://app:p@ss#w@db:5432", postgres: "postgres://app:p%40ss%23w@db:5432", secret: "p@ss#w"},
 		// What pgx reads as it is stays as it is.
 		{dsn: "postgresql://app:pw@/ops?host=/run/pg", postgres: "postgresql://app:pw@/ops?host=/run/pg", secret: "pw"},
 		{dsn: "postgres://app:pw@[::1]:5432/ops", postgres: "postgres://app:pw@[::1]:5432/ops", secret: "pw"},
@@ -68,6 +71,7 @@ func TestRedact(t *testing.T) {
 		"postgres://app:?Secr3t@db/ops":                "postgres://app:***@db/ops",
 		"postgres://app:#Secr3t@db/ops":                "postgres://app:***@db/ops",
 		"postgres://app:p@ss@db/ops?table=x":           "postgres://app:***@db/ops?table=x",
+		"postgres://app:p@ss?w#rd@db:5432/ops":         "postgres://app:***@db:5432/ops",
 		"host=db dbname=ops user=app password=hunter2": "host=db dbname=ops user=app password=***",
 		"sqlite:servers.db?table=t":                    "sqlite:servers.db?table=t",
 	} {
