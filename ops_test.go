@@ -243,6 +243,38 @@ func TestVerbose_ShowsExchangesNeverSecrets(t *testing.T) {
 	}
 }
 
+// A redirect's Location is shown redacted, in text and in JSON logs, and
+// a JSON log line keeps one "time", the timestamp.
+func TestVerbose_RedirectLocationRedacted(t *testing.T) {
+	src := finiteServer([]byte(line(1, 10)))
+	defer src.Close()
+	target := strings.Replace(src.URL, "http://", "http://ruser:rpass99@", 1) + "/?access_token=QQQ&region=eu"
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", target)
+		w.Header().Set("Link", "<"+target+">; rel=next")
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer redir.Close()
+	for _, format := range []string{"text", "json"} {
+		_, stderr, _ := runApp(t, "tail", "-v", "--log-format", format, "--once", "--retry-for", "0", redir.URL+"/")
+		if !strings.Contains(stderr, "Location") || !strings.Contains(stderr, "region=eu") {
+			t.Errorf("%s: no Location shown:\n%s", format, stderr)
+		}
+		for _, secret := range []string{"rpass99", "QQQ"} {
+			if strings.Contains(stderr, secret) {
+				t.Errorf("%s: %q shown:\n%s", format, secret, stderr)
+			}
+		}
+		if format == "json" {
+			for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if strings.Count(l, `"time":`) != 1 {
+					t.Errorf("not one time key: %s", l)
+				}
+			}
+		}
+	}
+}
+
 // -q says nothing unless something changed; the summary of a change stays.
 func TestQuiet_OnlyChanges(t *testing.T) {
 	data := []byte(line(1, 10))

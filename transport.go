@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -43,11 +44,11 @@ func (t *watchedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		t.log.debug(fmt.Sprintf("* %s %s failed after %s: %v", req.Method, shown, roundDelay(time.Since(start)), follow.Redact(err.Error(), t.redact...)),
-			"url", shown, "err", follow.Redact(err.Error(), t.redact...), "time", time.Since(start))
+			"url", shown, "err", follow.Redact(err.Error(), t.redact...), "elapsed", time.Since(start))
 		return nil, err
 	}
 	t.log.debug(fmt.Sprintf("< %s %s after %s\n%s", resp.Proto, resp.Status, roundDelay(time.Since(start)), t.headerLines("<", resp.Header)),
-		"url", shown, "status", resp.StatusCode, "headers", t.headerMap(resp.Header), "time", time.Since(start))
+		"url", shown, "status", resp.StatusCode, "headers", t.headerMap(resp.Header), "elapsed", time.Since(start))
 	resp.Body = &countedBody{ReadCloser: resp.Body, t: t, shown: shown, start: start, verbose: true}
 	return resp, nil
 }
@@ -55,6 +56,19 @@ func (t *watchedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // secret reports whether a header's value must not be shown.
 func (t *watchedTransport) secret(name string) bool {
 	return follow.SecretName(name, t.redact...) || slices.Contains(t.hidden, http.CanonicalHeaderKey(name))
+}
+
+// urlInHeader finds the URLs a header value may hold (Location, Link).
+var urlInHeader = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s<>"]+`)
+
+// shownValue is a header's value as --verbose shows it: hidden when its
+// name is secret, and with any URL in it redacted (a redirect's Location
+// may carry a password or a token).
+func (t *watchedTransport) shownValue(name, v string) string {
+	if t.secret(name) {
+		return "***"
+	}
+	return urlInHeader.ReplaceAllStringFunc(v, func(u string) string { return follow.Redact(u, t.redact...) })
 }
 
 func (t *watchedTransport) headerLines(dir string, h http.Header) string {
@@ -67,10 +81,7 @@ func (t *watchedTransport) headerLines(dir string, h http.Header) string {
 		}
 	}) {
 		for _, v := range h[name] {
-			if t.secret(name) {
-				v = "***"
-			}
-			lines = append(lines, dir+" "+name+": "+v)
+			lines = append(lines, dir+" "+name+": "+t.shownValue(name, v))
 		}
 	}
 	return strings.Join(lines, "\n")
@@ -79,11 +90,7 @@ func (t *watchedTransport) headerLines(dir string, h http.Header) string {
 func (t *watchedTransport) headerMap(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for name, vs := range h {
-		v := strings.Join(vs, ", ")
-		if t.secret(name) {
-			v = "***"
-		}
-		m[name] = v
+		m[name] = t.shownValue(name, strings.Join(vs, ", "))
 	}
 	return m
 }
@@ -116,7 +123,7 @@ func (b *countedBody) Close() error {
 	if b.verbose && !b.closed {
 		b.closed = true
 		b.t.log.debug(fmt.Sprintf("* %s: %s %s in %s", b.shown, thousands(int(b.n.Load())), plural(int(b.n.Load()), "byte", "bytes"), roundDelay(time.Since(b.start))),
-			"url", b.shown, "bytes", b.n.Load(), "time", time.Since(b.start))
+			"url", b.shown, "bytes", b.n.Load(), "elapsed", time.Since(b.start))
 	}
 	return b.ReadCloser.Close()
 }
