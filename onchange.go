@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -111,7 +112,7 @@ func (h *hook) run(c replica.Commit) {
 	cmd.WaitDelay = time.Second
 	stdout, stderr := &hookOutput{log: h.log, stream: "stdout"}, &hookOutput{log: h.log, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(hookEnviron(),
 		"LOCKSTEP_INSERTS="+strconv.Itoa(c.Inserts),
 		"LOCKSTEP_UPDATES="+strconv.Itoa(c.Updates),
 		"LOCKSTEP_DELETES="+strconv.Itoa(c.Deletes),
@@ -173,4 +174,18 @@ func (o *hookOutput) flush() {
 		o.log.output(o.stream, string(o.buf))
 		o.buf = nil
 	}
+}
+
+// hookEnviron is the environment a hook inherits: lockstep's own, less the
+// LOCKSTEP_ variables that configure lockstep. Those may hold credentials
+// (LOCKSTEP_USER, LOCKSTEP_HEADER, a database password in LOCKSTEP_OUT),
+// and a hook is told what it needs in variables of its own.
+func hookEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LOCKSTEP_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -347,6 +347,30 @@ func TestSync_OnChange(t *testing.T) {
 	}
 }
 
+// A hook does not inherit the LOCKSTEP_ variables that configure lockstep,
+// which may hold credentials; it gets its own.
+func TestHook_NoInheritedCredentials(t *testing.T) {
+	t.Parallel()
+	src := finiteServer([]byte(line(1, 10)))
+	defer src.Close()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "env")
+	_, stderr, code := runBinary(t, map[string]string{"LOCKSTEP_USER": "bob:envsecret", "LOCKSTEP_HEADER": "X-Token: hdrenvsecret", "HOME_TEST_KEPT": "kept"},
+		"sync", "--on-change", "env > "+log, "--out", filepath.Join(dir, "r.jsonl"), src.URL+"/")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	env := readFile(t, log)
+	for _, secret := range []string{"envsecret", "hdrenvsecret"} {
+		if strings.Contains(env, secret) {
+			t.Errorf("the hook's environment holds %q", secret)
+		}
+	}
+	if !strings.Contains(env, "HOME_TEST_KEPT=kept") || !strings.Contains(env, "LOCKSTEP_RECORDS=1") {
+		t.Errorf("the hook's environment lacks what it should have:\n%s", env)
+	}
+}
+
 // Commits made while the hook runs are merged into one more run: never
 // two at once, nothing lost.
 func TestHook_NeverTwoAtOnce(t *testing.T) {
