@@ -189,6 +189,11 @@ func (d *pgDB) setMeta(ctx context.Context, m metaRow) error {
 	return err
 }
 
+func (d *pgDB) hasRows(ctx context.Context) (has bool, err error) {
+	err = d.q().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+d.t+`)`).Scan(&has)
+	return has, err
+}
+
 func (d *pgDB) counts(ctx context.Context) (live, tombs int, err error) {
 	err = d.q().QueryRow(ctx, `SELECT (SELECT count(*) FROM `+d.t+`), (SELECT count(*) FROM `+d.tomb+`)`).Scan(&live, &tombs)
 	return live, tombs, err

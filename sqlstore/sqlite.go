@@ -161,6 +161,11 @@ func (d *sqliteDB) setMeta(ctx context.Context, m metaRow) error {
 	return err
 }
 
+func (d *sqliteDB) hasRows(ctx context.Context) (has bool, err error) {
+	err = d.q().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+d.t+`)`).Scan(&has)
+	return has, err
+}
+
 func (d *sqliteDB) counts(ctx context.Context) (live, tombs int, err error) {
 	err = d.q().QueryRowContext(ctx, `SELECT (SELECT count(*) FROM `+d.t+`), (SELECT count(*) FROM `+d.tomb+`)`).Scan(&live, &tombs)
 	return live, tombs, err

@@ -94,6 +94,8 @@ type db interface {
 	setMeta(ctx context.Context, m metaRow) error
 	// counts counts the rows, for a table that has no row in lockstep_meta.
 	counts(ctx context.Context) (live, tombs int, err error)
+	// hasRows reports whether the table holds a live row, at once.
+	hasRows(ctx context.Context) (bool, error)
 	// lookup fills in what the database holds for keys, calling fn for each
 	// key it holds.
 	lookup(ctx context.Context, keys []string, fn func(key string, live bool, ord []byte, digest uint64, mark int64)) error
@@ -208,6 +210,22 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 			return nil, "", s.wrap(err)
 		}
 	}
+	// A table dropped (and so created again, empty) or emptied by hand
+	// behind a checkpoint that counts records: what the checkpoint covers
+	// is gone. (Cheap to tell, unlike rows deleted one by one.)
+	emptied := false
+	if ok && m.live > 0 {
+		has, err := s.db.hasRows(ctx)
+		if err != nil {
+			return nil, "", s.wrap(err)
+		}
+		if !has {
+			emptied = true
+			if s.live, s.tombs, err = s.db.counts(ctx); err != nil {
+				return nil, "", s.wrap(err)
+			}
+		}
+	}
 	s.opened = true
 	s.fresh = s.live+s.tombs == 0
 	s.written = written{}
@@ -229,6 +247,8 @@ func (s *Store) Open(ctx context.Context, id replica.Identity, resync bool) (*st
 		return cp, "", nil
 	case resync:
 		return nil, "", nil
+	case emptied:
+		return nil, fmt.Sprintf("table %s is empty, but its checkpoint was written with %d records in it (dropped or emptied by hand?)", s.table, m.live), nil
 	case cp == nil && s.live+s.tombs > 0:
 		return nil, fmt.Sprintf("table %s holds records but no checkpoint", s.table), nil
 	}

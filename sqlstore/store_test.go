@@ -437,3 +437,83 @@ func TestPostgres_NotUTF8(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A table dropped or emptied by hand behind its checkpoint is rebuilt by a
+// full resync, said as such, instead of staying empty under a cursor that
+// covers what it lost.
+func TestStore_TableEmptiedByHand(t *testing.T) {
+	srv := followtest.NewUnstartedServer(rec(1, 1), rec(2, 2), rec(3, 3))
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	type place struct {
+		dsn  string
+		exec func(q string) error
+	}
+	places := map[string]place{}
+	file := filepath.Join(t.TempDir(), "r.db")
+	places["sqlite"] = place{"sqlite:" + file + "?table=servers", func(q string) error {
+		db, err := sql.Open("sqlite", file)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.Exec(q)
+		return err
+	}}
+	if postgres != nil {
+		places["postgres"] = place{fmt.Sprintf("%s&table=servers%d", postgres.DSN, tables.Add(1)), func(q string) error {
+			conn, err := pgx.Connect(context.Background(), postgres.DSN)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			_, err = conn.Exec(context.Background(), q)
+			return err
+		}}
+	}
+	for name, p := range places {
+		t.Run(name, func(t *testing.T) {
+			table := p.dsn[strings.LastIndex(p.dsn, "table=")+len("table="):]
+			for _, how := range []string{"DROP TABLE " + table, "DELETE FROM " + table} {
+				var notices []string
+				ctx := context.Background()
+				for run := range 2 {
+					store, err := sqlstore.Open(ctx, p.dsn, srv.URL+"/", sqlstore.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1,
+						Notify: func(n replica.Notice) {
+							if n.Kind == replica.NoticeResync && n.Err != nil {
+								notices = append(notices, n.Err.Error())
+							}
+						}})
+					if err == nil {
+						err = e.Run(ctx)
+					}
+					store.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if run == 0 {
+						if err := p.exec(how); err != nil {
+							t.Fatal(err)
+						}
+						notices = nil
+					}
+				}
+				var got []string
+				if _, err := sqlstore.Read(ctx, p.dsn, func(r []byte) error { got = append(got, string(r)); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, []string{rec(1, 1), rec(2, 2), rec(3, 3)}) {
+					t.Errorf("%s: replica %q", how, got)
+				}
+				if len(notices) != 1 || !strings.Contains(notices[0], "is empty, but its checkpoint was written with 3 records") {
+					t.Errorf("%s: notices %q", how, notices)
+				}
+			}
+		})
+	}
+}
