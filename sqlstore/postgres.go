@@ -189,6 +189,10 @@ func (d *pgDB) setMeta(ctx context.Context, m metaRow) error {
 	return err
 }
 
+// maxKey keeps keys within a btree index entry (2,704 bytes for an 8 KiB
+// page), which the primary key needs: past it PostgreSQL refuses the row.
+func (d *pgDB) maxKey() int { return 2600 }
+
 func (d *pgDB) hasRows(ctx context.Context) (has bool, err error) {
 	err = d.q().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+d.t+`)`).Scan(&has)
 	return has, err

@@ -161,6 +161,8 @@ func (d *sqliteDB) setMeta(ctx context.Context, m metaRow) error {
 	return err
 }
 
+func (d *sqliteDB) maxKey() int { return 0 }
+
 func (d *sqliteDB) hasRows(ctx context.Context) (has bool, err error) {
 	err = d.q().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+d.t+`)`).Scan(&has)
 	return has, err

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lockstep/lockstep/follow"
@@ -94,6 +95,8 @@ type db interface {
 	setMeta(ctx context.Context, m metaRow) error
 	// counts counts the rows, for a table that has no row in lockstep_meta.
 	counts(ctx context.Context) (live, tombs int, err error)
+	// maxKey is the longest key, in bytes, the table can hold (0: any).
+	maxKey() int
 	// hasRows reports whether the table holds a live row, at once.
 	hasRows(ctx context.Context) (bool, error)
 	// lookup fills in what the database holds for keys, calling fn for each
@@ -315,6 +318,10 @@ func (s *Store) Prefetch(keys [][]byte) error {
 
 // Apply implements replica.Table, by the same rules as state.Table.Apply.
 func (s *Store) Apply(rec *follow.Record) (state.Op, error) {
+	if limit := s.db.maxKey(); limit > 0 && len(rec.Key) > limit {
+		return state.OpNone, fmt.Errorf("table %s: a record's key is %s bytes (%.40s…), over the %s that the database's index holds: keep this endpoint in SQLite or a file",
+			s.table, thousands(len(rec.Key)), rec.Key, thousands(limit))
+	}
 	r, ok := s.rows[string(rec.Key)]
 	if !ok {
 		if err := s.Prefetch([][]byte{rec.Key}); err != nil {
@@ -578,4 +585,13 @@ func eachRecord(rows interface {
 		}
 	}
 	return rows.Err()
+}
+
+// thousands writes n with commas, as lockstep's messages do.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

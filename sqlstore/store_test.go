@@ -517,3 +517,34 @@ func TestStore_TableEmptiedByHand(t *testing.T) {
 		})
 	}
 }
+
+// A key longer than PostgreSQL's index holds stops the sync with an error
+// that says so, not the database's; SQLite holds it.
+func TestStore_LongKey(t *testing.T) {
+	long := fmt.Sprintf(`{"id":"%s","updated_at":1,"deleted_at":null}`, strings.Repeat("k", 6000))
+	srv := followtest.NewUnstartedServer(rec(1, 1), long)
+	srv.Finite = true
+	srv.Start()
+	defer srv.Close()
+	run := func(dsn string) error {
+		ctx := context.Background()
+		store, err := sqlstore.Open(ctx, dsn, srv.URL+"/", sqlstore.Options{})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1})
+		if err != nil {
+			return err
+		}
+		return e.Run(ctx)
+	}
+	if err := run("sqlite:" + filepath.Join(t.TempDir(), "r.db") + "?table=t"); err != nil {
+		t.Errorf("sqlite: %v", err)
+	}
+	pg := needPostgres(t)
+	err := run(fmt.Sprintf("%s&table=long%d", pg.DSN, tables.Add(1)))
+	if err == nil || !strings.Contains(err.Error(), "a record's key is 6,002 bytes") {
+		t.Errorf("postgres: %v", err)
+	}
+}
