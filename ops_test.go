@@ -140,6 +140,8 @@ func TestMessages_Golden(t *testing.T) {
 		{"check-no-scheme", nil, []string{"check", "user:pw@localhost/x/"}},
 		{"dump-no-scheme", nil, []string{"dump", "user:hunter2@127.0.0.1:1/"}},
 		{"tail-password-hash", nil, []string{"tail", "--once", "http://user:p@ss#w@127.0.0.1:1/"}},
+		{"sync-out-bad-table", nil, []string{"sync", "--out", "sqlite:x.db?table=lockstep_meta", "http://127.0.0.1:1/"}},
+		{"sync-out-keyword-dsn", nil, []string{"sync", "--out", "host=db dbname=ops password=hunter2", "http://127.0.0.1:1/"}},
 		{"sync-out-password-at", nil, []string{"sync", "--retry-for", "0", "--out", "postgres://app:p@ss?w#rd@127.0.0.1:1/ops?connect_timeout=1&table=t1", "http://127.0.0.1:1/"}},
 		{"tail-not-a-url", nil, []string{"tail", "servers"}},
 		{"tail-a-file", nil, []string{"tail", "testdata/servers.jsonl"}},

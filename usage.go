@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lockstep/lockstep/follow"
+	"github.com/lockstep/lockstep/sqlstore"
 	"github.com/urfave/cli/v2"
 	"github.com/xrash/smetrics"
 )
@@ -257,5 +258,5 @@ func checkDSN(dsn string) error {
 			return errors.New("sqlite: names no database file; want sqlite:PATH, such as sqlite:servers.db")
 		}
 	}
-	return nil
+	return sqlstore.Check(dsn)
 }

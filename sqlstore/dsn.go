@@ -16,6 +16,14 @@ type target struct {
 	secret   string // the password, to scrub from the driver's errors
 }
 
+// Check reports what is wrong with a DSN that Open or Read would refuse
+// before connecting: a malformed URL or table name, an unknown sqlite:
+// parameter, a libpq keyword=value string. Its message holds no password.
+func Check(dsn string) error {
+	_, err := parseDSN(dsn)
+	return err
+}
+
 // parseDSN reads sqlite:PATH[?table=T] or postgres://…[?table=T&…].
 func parseDSN(dsn string) (target, error) {
 	var t target
@@ -25,9 +33,12 @@ func parseDSN(dsn string) (target, error) {
 		if err != nil {
 			return t, fmt.Errorf("%v", err)
 		}
-		for k := range q {
+		for k, v := range q {
 			if k != "table" {
 				return t, fmt.Errorf("unknown parameter %q (sqlite: takes only ?table=NAME)", k)
+			}
+			if len(v) > 1 {
+				return t, errors.New("table= is given more than once")
 			}
 		}
 		if path == "" {
@@ -51,6 +62,9 @@ func parseDSN(dsn string) (target, error) {
 				keep = append(keep, param)
 			}
 			continue
+		}
+		if t.table != "" {
+			return t, errors.New("table= is given more than once")
 		}
 		name, err := url.QueryUnescape(v)
 		if err != nil {

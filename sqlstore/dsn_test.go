@@ -43,6 +43,8 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "postgres://db/ops?application_name=a@b", postgres: "postgres://db/ops?application_name=a@b"},
 		{dsn: "postgres://u@h/db?options=-c%20search_path%3Dsb&table=t", postgres: "postgres://u@h/db?options=-c%20search_path%3Dsb", table: "t"},
 		{dsn: "postgres:ops", err: "want a URL"},
+		{dsn: "sqlite:x.db?table=a&table=b", err: "more than once"},
+		{dsn: "postgres://u@h/db?table=a&table=b", err: "more than once"},
 		{dsn: "postgres://u@h/db?table=pg_x", err: "the database's own"},
 		{dsn: "postgres://u@h/db?table=" + strings.Repeat("a", 51), err: "at most 50"},
 	} {
