@@ -102,7 +102,7 @@ var connFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (says so on stderr)", EnvVars: env("insecure"), Category: "Connection"},
 	&cli.DurationFlag{Name: "poll", Value: follow.DefaultPoll, Usage: "wait between finite responses when following", EnvVars: env("poll"), Category: "Connection", Action: positive("poll")},
 	&cli.DurationFlag{Name: "idle", Value: follow.DefaultIdle, Usage: "an endless response that changed nothing for this long is caught up", EnvVars: env("idle"), Category: "Connection", Action: positive("idle")},
-	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync (or to cursor 0) is complete only after this long with no change; a slow endpoint must not look empty", EnvVars: env("resync-quiet"), Category: "Connection", Action: positive("resync-quiet")},
+	&cli.DurationFlag{Name: "resync-quiet", Value: follow.DefaultResyncQuiet, Usage: "an endless response to a full resync is complete only after this long with no change (as is one to cursor 0 that has sent nothing yet); a slow endpoint must not look empty. Elsewhere --idle applies", EnvVars: env("resync-quiet"), Category: "Connection", Action: positive("resync-quiet")},
 	&cli.DurationFlag{Name: "stall-timeout", Value: follow.DefaultStallTimeout, Usage: "reconnect after this long with no bytes (0: never)", EnvVars: env("stall-timeout"), Category: "Connection", Action: nonNegative("stall-timeout")},
 	&cli.DurationFlag{Name: "retry-for", Value: follow.DefaultRetryFor, Usage: "commands that finish give up after failing this long (0: fail at the first error, no retries)", EnvVars: env("retry-for"), Category: "Connection", Action: nonNegative("retry-for")},
 }

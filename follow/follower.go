@@ -43,7 +43,8 @@ type Config struct {
 	Poll   time.Duration // between finite responses when following (1s)
 	Idle   time.Duration // an endless response that changed nothing for this long is caught up (2s)
 	// ResyncQuiet is the silence after which an endless response to a
-	// full resync, or to cursor 0, is taken as complete (30s): long, so that
+	// full resync, or to cursor 0 before its first record, is taken as
+	// complete (30s): long, so that
 	// a slow or pausing endpoint is never mistaken for one that has nothing
 	// more, which would sweep away records it still has.
 	ResyncQuiet    time.Duration
