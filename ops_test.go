@@ -106,6 +106,8 @@ func TestMessages_Golden(t *testing.T) {
 	// What a SQLite database begins with.
 	sqliteFile := filepath.Join(dir, "servers.db")
 	writeFile(t, sqliteFile, "SQLite format 3\x00", strings.Repeat("\x00", 84))
+	notes := filepath.Join(dir, "notes.md")
+	writeFile(t, notes, "# notes")
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -140,6 +142,8 @@ func TestMessages_Golden(t *testing.T) {
 		{"check-no-scheme", nil, []string{"check", "user:pw@localhost/x/"}},
 		{"dump-no-scheme", nil, []string{"dump", "user:hunter2@127.0.0.1:1/"}},
 		{"tail-password-hash", nil, []string{"tail", "--once", "http://user:p@ss#w@127.0.0.1:1/"}},
+		{"sync-out-not-a-snapshot", nil, []string{"sync", "--out", notes, src.URL + "/"}},
+		{"sync-resync-not-a-snapshot", nil, []string{"sync", "--resync", "--out", notes, src.URL + "/"}},
 		{"sync-out-bad-table", nil, []string{"sync", "--out", "sqlite:x.db?table=lockstep_meta", "http://127.0.0.1:1/"}},
 		{"sync-out-keyword-dsn", nil, []string{"sync", "--out", "host=db dbname=ops password=hunter2", "http://127.0.0.1:1/"}},
 		{"sync-out-password-at", nil, []string{"sync", "--retry-for", "0", "--out", "postgres://app:p@ss?w#rd@127.0.0.1:1/ops?connect_timeout=1&table=t1", "http://127.0.0.1:1/"}},

@@ -162,7 +162,10 @@ func storeAdvice(err error, fix string) error {
 	var bind *replica.BindingError
 	var snap *state.SnapshotError
 	var dmg *state.DamagedError
+	var notSnap *replica.NotSnapshotError
 	switch {
+	case errors.As(err, &notSnap):
+		return fmt.Errorf("%w (give --out a file of its own, or move this one away)", err)
 	case errors.As(err, &mm) && mm.What == "kind":
 		return fmt.Errorf("%w (give each command a file of its own)", err)
 	case errors.As(err, &mm), errors.As(err, &bind), errors.As(err, &snap), errors.As(err, &dmg):

@@ -177,6 +177,12 @@ func (s *File) Open(_ context.Context, id Identity, resync bool) (*state.Checkpo
 	}
 	switch {
 	case cp == nil && s.haveSnap:
+		// A resync will reconcile it, if it is a snapshot at all: a file
+		// that is not one is never overwritten.
+		if err := s.load(nil); err != nil {
+			return nil, "", &NotSnapshotError{s.path, err}
+		}
+		s.loaded = true
 		return nil, "there is no checkpoint beside the snapshot", nil
 	case cp == nil:
 		s.loaded, s.mustWrite = true, true
