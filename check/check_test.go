@@ -307,3 +307,42 @@ func TestRun_SilenceJudgedOnlyWhenSeen(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint slower than check's --timeout is not called wrong: the
+// probes it could not finish are WARN, with a longer --timeout as the fix.
+func TestRun_SlowerThanTheTimeout(t *testing.T) {
+	fast := finite(inclusive, nil)
+	for name, tt := range map[string]struct {
+		slowAt0 bool
+		probe   string
+	}{"at cursor 0": {true, "status"}, "at a middle cursor": {false, "cursor"}} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.slowAt0 == (path.Base(r.URL.Path) == "0") {
+					select {
+					case <-r.Context().Done():
+					case <-time.After(10 * time.Second):
+					}
+					return
+				}
+				fast(w, r)
+			}))
+			defer srv.Close()
+			report, err := check.Run(context.Background(), check.Options{
+				Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+				Timeout: 2 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range report.Results {
+				if r.Status == check.Fail {
+					t.Errorf("%s: FAIL %s", r.Probe, r.Seen)
+				}
+				if r.Probe == tt.probe && (r.Status != check.Warn || !strings.Contains(r.Fix, "longer --timeout")) {
+					t.Errorf("%s: %s %s (fix %q), want WARN with a longer --timeout", r.Probe, r.Status, r.Seen, r.Fix)
+				}
+			}
+		})
+	}
+}

@@ -230,6 +230,9 @@ func (p *prober) probeStatus() bool {
 	r := p.first
 	fix := ""
 	switch {
+	case r.err != nil && p.outOfTime(r.err):
+		p.add("status", Warn, fmt.Sprintf("no response at cursor 0 within --timeout %s: nothing could be checked", round(p.opts.Timeout)),
+			"run check with a longer --timeout: the endpoint is slow to answer (followers wait for it up to --stall-timeout, 5m)", nil)
 	case r.err != nil:
 		seen, fix := connectionAdvice(r.err)
 		p.add("status", Fail, "no response at cursor 0: "+seen, fix, nil)
@@ -270,6 +273,12 @@ func (p *prober) probeStatus() bool {
 		p.add("status", Fail, seen, fix, nil)
 	}
 	return false
+}
+
+// outOfTime reports whether a request failed only because check's own
+// --timeout ran out: the endpoint is slow, not wrong.
+func (p *prober) outOfTime(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || p.ctx.Err() != nil
 }
 
 // connectionAdvice says why a request got no response, and what fixes it.
@@ -460,6 +469,8 @@ func (p *prober) notRun(i int) string {
 	switch {
 	case p.mid == "":
 		return "not run: fewer than two distinct order values at cursor 0"
+	case r.err != nil && p.outOfTime(r.err):
+		return fmt.Sprintf("not run: no response at cursor %s within --timeout %s", p.mid.Param(), round(p.opts.Timeout))
 	case r.err != nil:
 		return fmt.Sprintf("not run: no response at cursor %s: %v", p.mid.Param(), r.err)
 	case !r.ok():
@@ -471,11 +482,14 @@ func (p *prober) notRun(i int) string {
 // probeCursor: nothing below the cursor comes back.
 func (p *prober) probeCursor() {
 	if why := p.notRun(0); why != "" {
-		s := Info
-		if p.mid != "" {
-			s = Fail
+		s, fix := Info, ""
+		switch {
+		case p.since[0] != nil && p.since[0].err != nil && p.outOfTime(p.since[0].err):
+			s, fix = Warn, "run check with a longer --timeout: the endpoint is slow to answer"
+		case p.mid != "":
+			s, fix = Fail, "answer any cursor a follower sends; see --since-param and {since} for where it goes"
 		}
-		p.add("cursor", s, why, "answer any cursor a follower sends; see --since-param and {since} for where it goes", nil)
+		p.add("cursor", s, why, fix, nil)
 		return
 	}
 	r, d := p.since[0], p.sinceDec[0]
