@@ -113,11 +113,16 @@ func escapeUserinfo(dsn string) (norm, password string) {
 		// Standard, but pgx cuts at the first '@': escape any other.
 		user, pass, hasPass := strings.Cut(authority[:at], ":")
 		user, pass = unescape(user), unescape(pass)
-		info := url.User(user)
-		if hasPass {
-			info = url.UserPassword(user, pass)
+		if !hasPass {
+			// A lone user name may be a token (shown as ***): a long one
+			// is scrubbed from the driver's errors too.
+			secret := ""
+			if len(user) >= 12 {
+				secret = user
+			}
+			return head + url.User(user).String() + rest[at:], secret
 		}
-		return head + info.String() + rest[at:], pass
+		return head + url.UserPassword(user, pass).String() + rest[at:], pass
 	}
 	for i := len(authority); i < len(rest); i++ {
 		if rest[i] != '@' || !hostThenPath.MatchString(rest[i+1:]) {

@@ -109,12 +109,13 @@ func TestOpen_ErrorsHidePassword(t *testing.T) {
 		"postgres://app:hunter2@db:54x2/ops",
 		"postgres://app:hunter2@[fe80::1%eth0]/ops",
 		"host=db dbname=ops user=app password=hunter2",
+		"postgres://Sup3rSecretToken@127.0.0.1:1/ops?connect_timeout=1",
 	} {
 		_, err := Open(context.Background(), dsn, "http://h/servers/", Options{})
 		if err == nil {
 			t.Fatalf("%s: opened", dsn)
 		}
-		for _, leak := range []string{"s3cr", "et@", "ssw0rd", "pa/ss", "ss#w", "%3F", "%40", "Summer", "hunter2"} {
+		for _, leak := range []string{"s3cr", "et@", "ssw0rd", "pa/ss", "ss#w", "%3F", "%40", "Summer", "hunter2", "Sup3rSecret"} {
 			if strings.Contains(err.Error(), leak) {
 				t.Errorf("%s: error shows %q: %v", dsn, leak, err)
 			}
