@@ -37,7 +37,7 @@ Examples:
 		&cli.BoolFlag{Name: "gzip", Usage: "compress responses for clients that accept gzip", EnvVars: env("gzip")},
 		&cli.StringFlag{Name: "since-param", Value: "since", Usage: "query parameter that carries the cursor", EnvVars: env("since-param")},
 		fieldFlags[0], fieldFlags[1], fieldFlags[2],
-		logFlags[2],
+		logFlags[0], logFlags[1], logFlags[2],
 	},
 	Action: runServe,
 }
@@ -83,7 +83,16 @@ func runServe(c *cli.Context) error {
 		})
 		cancel()
 	}()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = srv
+	if log := logOf(c); log.verbose() {
+		// -v: each request as it comes, the query's secrets redacted.
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			shown := follow.Redact(r.URL.RequestURI())
+			log.debug(fmt.Sprintf("< %s %s from %s", r.Method, shown, r.RemoteAddr), "method", r.Method, "url", shown, "remote", r.RemoteAddr)
+			srv.ServeHTTP(w, r)
+		})
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logOf(c).changed(fmt.Sprintf("serving %s (%s %s) on http://%s/", path, thousands(srv.Len()), plural(srv.Len(), "record", "records"), ln.Addr()),
 		"file", path, "records", srv.Len(), "addr", ln.Addr().String())
 	go func() {

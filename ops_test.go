@@ -595,3 +595,28 @@ func TestMetrics_TailRecords(t *testing.T) {
 		return value(families, "lockstep_records", "") == 2
 	})
 }
+
+// serve takes -q and -v as every command does, before or after its name;
+// -v shows each request, its secrets redacted.
+func TestServe_LogFlags(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "s.jsonl")
+	writeFile(t, file, line(1, 10))
+	for _, args := range [][]string{{"serve", "-q", "-v"}, {"-v", "serve"}} {
+		_, _, stderr := start(t, append(args, "--addr", "127.0.0.1:0", file)...)
+		var url string
+		waitUntil(t, "the serving line", func() bool {
+			url = regexp.MustCompile(`http://\S+/`).FindString(stderr.String())
+			return url != ""
+		})
+		resp, err := http.Get(url + "0?token=abc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		waitUntil(t, "the request shown", func() bool { return strings.Contains(stderr.String(), "GET /0?token=*** from") })
+		if strings.Contains(stderr.String(), "abc") {
+			t.Errorf("%v: the token shown:\n%s", args, stderr)
+		}
+	}
+}
