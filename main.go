@@ -200,15 +200,22 @@ func logFlagsAfterCommand(app *cli.App, args []string) []string {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		value, known := takesValue[name]
 		if !known {
-			return args
+			break
 		}
 		if value && !hasValue {
 			i++
 		}
 		i++
 	}
-	if i == 1 || i >= len(args) || app.Command(args[i]) == nil || !slices.ContainsFunc(app.Command(args[i]).Flags, isLogFlag) {
+	if i == 1 {
 		return args
+	}
+	if i >= len(args) || app.Command(args[i]) == nil || !slices.ContainsFunc(app.Command(args[i]).Flags, isLogFlag) {
+		// No command that logs follows (help, --help, a misspelt one):
+		// the log flags have nothing to do there, and must not be taken
+		// for what is wrong. (Early messages read them from the raw
+		// arguments.)
+		return append([]string{args[0]}, args[i:]...)
 	}
 	moved := append([]string{args[0], args[i]}, args[1:i]...)
 	return append(moved, args[i+1:]...)

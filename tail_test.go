@@ -60,8 +60,13 @@ func TestFlagsFirst(t *testing.T) {
 		{"lockstep nope a --b", "lockstep nope a --b"},
 		{"lockstep --log-format json sync URL --out f", "lockstep sync --log-format json --out f URL"},
 		{"lockstep -q --log-format=json -v tail URL", "lockstep tail -q --log-format=json -v URL"},
-		{"lockstep --log-format json --bogus sync URL", "lockstep --log-format json --bogus sync URL"},
-		{"lockstep -q completion bash", "lockstep -q completion bash"},
+		// Before what is not a command that logs, the log flags are
+		// dropped: the error is about what is wrong.
+		{"lockstep --log-format json --bogus sync URL", "lockstep --bogus sync URL"},
+		{"lockstep -q completion bash", "lockstep completion bash"},
+		{"lockstep -q snyc", "lockstep snyc"},
+		{"lockstep --log-format json help sync", "lockstep help sync"},
+		{"lockstep -q --help", "lockstep --help"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(app, strings.Fields(tt.in)), " "); got != tt.want {
