@@ -144,6 +144,7 @@ func TestMessages_Golden(t *testing.T) {
 		{"tail-password-hash", nil, []string{"tail", "--once", "http://user:p@ss#w@127.0.0.1:1/"}},
 		{"sync-out-not-a-snapshot", nil, []string{"sync", "--out", notes, src.URL + "/"}},
 		{"sync-resync-not-a-snapshot", nil, []string{"sync", "--resync", "--out", notes, src.URL + "/"}},
+		{"sync-out-sqlite-not-a-db", nil, []string{"sync", "--out", "sqlite:" + notes, src.URL + "/"}},
 		{"sync-out-bad-table", nil, []string{"sync", "--out", "sqlite:x.db?table=lockstep_meta", "http://127.0.0.1:1/"}},
 		{"sync-out-keyword-dsn", nil, []string{"sync", "--out", "host=db dbname=ops password=hunter2", "http://127.0.0.1:1/"}},
 		{"sync-out-password-at", nil, []string{"sync", "--retry-for", "0", "--out", "postgres://app:p@ss?w#rd@127.0.0.1:1/ops?connect_timeout=1&table=t1", "http://127.0.0.1:1/"}},

@@ -64,6 +64,12 @@ func busy(err error) bool {
 	return errors.As(err, &se) && (se.Code()&0xff == 5 || se.Code()&0xff == 6)
 }
 
+// notADatabase reports SQLITE_NOTADB: the file is something else.
+func notADatabase(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 26
+}
+
 func quote(ident string) string { return `"` + ident + `"` }
 
 func (d *sqliteDB) lock(ctx context.Context, wait bool) error {

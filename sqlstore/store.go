@@ -264,6 +264,9 @@ func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
+	if notADatabase(err) {
+		return fmt.Errorf("table %s: %w (the file is not a SQLite database: give sqlite: a file of its own)", s.table, err)
+	}
 	if busy(err) {
 		return temporaryError{fmt.Errorf("table %s: %w (a writer of another table in this SQLite file held its write lock for over 10s; a file per table avoids that)", s.table, err)}
 	}
