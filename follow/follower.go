@@ -405,6 +405,13 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 			if f.cfg.RetryFor < 0 || left <= 0 {
 				return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts, Err: err}
 			}
+			var ra *retryAfterError
+			if errors.As(err, &ra) && ra.after > left {
+				// Asking sooner than the endpoint said would only be
+				// refused again (PROTOCOL 3): stop now, and say why.
+				return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts,
+					Err: fmt.Errorf("%w; it asks for %s before the next try (Retry-After), more than is left of the time to retry", err, ra.after)}
+			}
 			delay = min(delay, left)
 		}
 		if err := h(Event{Kind: EventRetry, Err: err, Delay: delay}); err != nil {

@@ -377,6 +377,23 @@ func TestFollower_RetryAfter(t *testing.T) {
 	}
 }
 
+// A Retry-After beyond what is left of RetryFor ends the run at once, saying
+// so, rather than asking again before the endpoint said to.
+func TestFollower_RetryAfterBeyondRetryFor(t *testing.T) {
+	s := &script{steps: []func(http.ResponseWriter, *http.Request){status(503, "Retry-After", "30")}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	start := time.Now()
+	r := follow(t, Config{URL: srv.URL + "/", RetryFor: 5 * time.Second}, nil)
+	var gu *GiveUpError
+	if !errors.As(r.err, &gu) || !strings.Contains(r.err.Error(), "30s before the next try (Retry-After)") {
+		t.Fatalf("err %v", r.err)
+	}
+	if d := time.Since(start); d > 2*time.Second || len(s.requests()) != 1 {
+		t.Errorf("%d requests in %s: want one, and no wait", len(s.requests()), d)
+	}
+}
+
 func TestFollower_TransientFailuresBackOff(t *testing.T) {
 	s := &script{steps: []func(http.ResponseWriter, *http.Request){status(500)}}
 	srv := httptest.NewServer(s)
