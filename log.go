@@ -108,15 +108,17 @@ func (l *logger) warn(msg string, attrs ...any) { l.log.Warn(msg, attrs...) }
 // error reports the error that ends the command.
 func (l *logger) error(err error) { l.log.Error(err.Error()) }
 
-// output passes on a line another program wrote (an --on-change command):
-// as it is, or as a JSON log line of its own. -q keeps it, as it keeps
+// output passes on a line another program wrote (an --on-change command),
+// as a log line of its own, text or JSON. -q keeps it, as it keeps
 // the summary of the change that ran the program.
 func (l *logger) output(stream, line string) {
 	if l.json {
 		l.log.Info(line, "source", "on-change", "stream", stream)
 		return
 	}
-	lockedWriter{l}.Write([]byte(line + "\n"))
+	// A log line like any other (dated when stderr is not a terminal),
+	// and said to be the hook's.
+	l.log.Info("on-change: " + line)
 }
 
 // debug is for --verbose.
