@@ -123,7 +123,8 @@ func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 	for _, h := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return cfg, flagError(c, "-H %q: want 'Name: value'", redactHeader(h, c.StringSlice("redact")))
+			src, _, _ := strings.Cut(flagSource(c, "header"), "=") // LOCKSTEP_HEADER, not its value
+			return cfg, flagError(c, "%s %q: want 'Name: value', with a colon after the name", src, redactHeader(h))
 		}
 		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
@@ -173,15 +174,15 @@ func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 // first word when it has no ':', and never the rest, which may be a
 // credential whatever the name (-H 'Authorization Bearer …'). A lone word
 // may be the credential itself.
-func redactHeader(h string, extra []string) string {
+func redactHeader(h string) string {
 	name, _, ok := strings.Cut(h, ":")
 	if !ok {
 		name, _, ok = strings.Cut(strings.TrimSpace(h), " ")
 	}
-	if !ok || follow.SecretName(name, extra...) {
+	if !ok {
 		name = "***"
 	}
-	return name + ": ***"
+	return strings.TrimSpace(name) + ": ***"
 }
 
 // sizeError says what parseSize wants.
