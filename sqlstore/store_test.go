@@ -234,16 +234,7 @@ func TestPostgres_RecordColumn(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, pg.DSN+"&table="+table, srv.URL+"/", sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1})
-	if err == nil {
-		err = e.Run(ctx)
-	}
-	store.Close()
-	if err != nil {
+	if err := syncOnce(pg.DSN+"&table="+table, srv.URL+"/", nil); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, pg.DSN)
@@ -340,19 +331,7 @@ func TestStore_TableWrittenWithCapitals(t *testing.T) {
 	srv.Finite = true
 	srv.Start()
 	defer srv.Close()
-	sync := func(dsn string) error {
-		ctx := context.Background()
-		store, err := sqlstore.Open(ctx, dsn, srv.URL+"/", sqlstore.Options{})
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1})
-		if err != nil {
-			return err
-		}
-		return e.Run(ctx)
-	}
+	sync := func(dsn string) error { return syncOnce(dsn, srv.URL+"/", nil) }
 	t.Run("sqlite", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "r.db")
 		if err := sync("sqlite:" + file + "?table=servers"); err != nil {
@@ -479,21 +458,11 @@ func TestStore_TableEmptiedByHand(t *testing.T) {
 				var notices []string
 				ctx := context.Background()
 				for run := range 2 {
-					store, err := sqlstore.Open(ctx, p.dsn, srv.URL+"/", sqlstore.Options{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1,
-						Notify: func(n replica.Notice) {
-							if n.Kind == replica.NoticeResync && n.Err != nil {
-								notices = append(notices, n.Err.Error())
-							}
-						}})
-					if err == nil {
-						err = e.Run(ctx)
-					}
-					store.Close()
-					if err != nil {
+					if err := syncOnce(p.dsn, srv.URL+"/", func(n replica.Notice) {
+						if n.Kind == replica.NoticeResync && n.Err != nil {
+							notices = append(notices, n.Err.Error())
+						}
+					}); err != nil {
 						t.Fatal(err)
 					}
 					if run == 0 {
@@ -526,19 +495,7 @@ func TestStore_LongKey(t *testing.T) {
 	srv.Finite = true
 	srv.Start()
 	defer srv.Close()
-	run := func(dsn string) error {
-		ctx := context.Background()
-		store, err := sqlstore.Open(ctx, dsn, srv.URL+"/", sqlstore.Options{})
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: srv.URL + "/"}, Store: store, MaxDelete: 1})
-		if err != nil {
-			return err
-		}
-		return e.Run(ctx)
-	}
+	run := func(dsn string) error { return syncOnce(dsn, srv.URL+"/", nil) }
 	if err := run("sqlite:" + filepath.Join(t.TempDir(), "r.db") + "?table=t"); err != nil {
 		t.Errorf("sqlite: %v", err)
 	}
@@ -547,4 +504,19 @@ func TestStore_LongKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a record's key is 6,002 bytes") {
 		t.Errorf("postgres: %v", err)
 	}
+}
+
+// syncOnce is one lockstep sync of url into dsn.
+func syncOnce(dsn, url string, notify func(replica.Notice)) error {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, dsn, url, sqlstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	e, err := replica.New(ctx, replica.Config{Follow: follow.Config{URL: url}, Store: store, MaxDelete: 1, Notify: notify})
+	if err != nil {
+		return err
+	}
+	return e.Run(ctx)
 }
