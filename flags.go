@@ -124,6 +124,9 @@ func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
 			src, _, _ := strings.Cut(flagSource(c, "header"), "=") // LOCKSTEP_HEADER, not its value
+			if src == "--header" {
+				src = "-H"
+			}
 			return cfg, flagError(c, "%s %q: want 'Name: value', with a colon after the name", src, redactHeader(h))
 		}
 		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
