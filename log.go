@@ -206,7 +206,16 @@ const (
 
 // setUpLogger is every command's Before: it makes the command's logger.
 func setUpLogger(c *cli.Context) error {
-	c.App.Metadata[loggerKey] = newLogger(c, c.App.ErrWriter)
+	l := newLogger(c, c.App.ErrWriter)
+	c.App.Metadata[loggerKey] = l
+	if v, ok := os.LookupEnv("LOCKSTEP_FORMAT"); ok && c.Command.Name != "completion" && c.Command.Name != "man" {
+		// Once one variable for every command's --format; now one each.
+		instead := "LOCKSTEP_DUMP_FORMAT, LOCKSTEP_TAIL_FORMAT or LOCKSTEP_CHECK_FORMAT"
+		if flagNamed(c.Command.Flags, "format") != nil {
+			instead = "LOCKSTEP_" + strings.ToUpper(c.Command.Name) + "_FORMAT"
+		}
+		l.warn(fmt.Sprintf("LOCKSTEP_FORMAT=%s is not read (--format means something else to each command): set %s", v, instead))
+	}
 	return nil
 }
 

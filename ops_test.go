@@ -125,6 +125,7 @@ func TestMessages_Golden(t *testing.T) {
 		{"env-format-dump", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv"}, []string{"dump", src.URL + "/"}},
 		{"env-format-check", map[string]string{"LOCKSTEP_DUMP_FORMAT": "csv", "LOCKSTEP_CHECK_FORMAT": "xml"}, []string{"check", src.URL + "/"}},
 		{"env-bool", map[string]string{"LOCKSTEP_ONCE": "yes"}, []string{"tail", src.URL + "/"}},
+		{"env-format-old", map[string]string{"LOCKSTEP_FORMAT": "csv"}, []string{"tail", "--once", src.URL + "/"}},
 		{"env-header-no-colon", map[string]string{"LOCKSTEP_HEADER": "Authorization Bearer s3cret"}, []string{"tail", "--once", src.URL + "/"}},
 		{"env-duration", map[string]string{"LOCKSTEP_IDLE": "2"}, []string{"tail", src.URL + "/"}},
 		{"duration-unit", nil, []string{"dump", "--max-age", "5", "servers.jsonl"}},
