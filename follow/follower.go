@@ -748,6 +748,9 @@ func (p *pass) transportError(ctx context.Context, display string, err error) er
 	switch {
 	case errors.Is(err, http.ErrSchemeMismatch):
 		// No retry can fix these: fail at once, even in a finishing command.
+		if strings.HasPrefix(display, "http://") {
+			return permanentError{fmt.Errorf("%s: redirected to https://, where the server speaks plain HTTP: the endpoint's redirect is wrong", display)}
+		}
 		return permanentError{fmt.Errorf("%s: the server speaks plain HTTP, not HTTPS: use http://", display)}
 	case errors.As(err, &he):
 		return permanentError{fmt.Errorf("%s: TLS certificate is for another host: %v (is the host name in the URL right?)", display, err)}

@@ -155,6 +155,22 @@ func TestRedirect_BadLocationIsPermanent(t *testing.T) {
 	}
 }
 
+// A plain-HTTP endpoint that redirects to https:// on a server that speaks
+// plain HTTP is said to redirect wrongly, not told to use http://, which
+// its URL already does.
+func TestRedirect_ToHTTPSOnPlainHTTP(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", strings.Replace(srv.URL, "http://", "https://", 1)+"/s/")
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer srv.Close()
+	r := follow(t, Config{URL: srv.URL + "/s/"}, nil)
+	if r.err == nil || !strings.Contains(r.err.Error(), "the endpoint's redirect is wrong") || r.count(EventRetry) != 0 {
+		t.Fatalf("err %v, events %v", r.err, r.events)
+	}
+}
+
 func assertNoSecret(t *testing.T, s string) {
 	t.Helper()
 	if strings.Contains(s, "SECRET") {
