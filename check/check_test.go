@@ -346,3 +346,29 @@ func TestRun_SlowerThanTheTimeout(t *testing.T) {
 		})
 	}
 }
+
+// An http:// endpoint that redirects to https:// on a plain-HTTP server is
+// said to redirect wrongly, not told to use http://, which it does.
+func TestRun_RedirectToHTTPSOnPlainHTTP(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(srv.URL, "http://", "https://", 1)+r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	report, err := check.Run(context.Background(), check.Options{
+		Config:  follow.Config{URL: srv.URL + "/servers/", Idle: 100 * time.Millisecond},
+		Timeout: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range report.Results {
+		if r.Probe == "status" {
+			if r.Status != check.Fail || !strings.Contains(r.Fix, "fix the endpoint's redirect") {
+				t.Errorf("status: %s %s (fix %q)", r.Status, r.Seen, r.Fix)
+			}
+			return
+		}
+	}
+	t.Error("no status probe")
+}

@@ -233,6 +233,9 @@ func (p *prober) probeStatus() bool {
 	case r.err != nil && p.outOfTime(r.err):
 		p.add("status", Warn, fmt.Sprintf("no response at cursor 0 within --timeout %s: nothing could be checked", round(p.opts.Timeout)),
 			"run check with a longer --timeout: the endpoint is slow to answer (followers wait for it up to --stall-timeout, 5m)", nil)
+	case r.err != nil && errors.Is(r.err, http.ErrSchemeMismatch) && strings.HasPrefix(p.opts.Config.URL, "http://"):
+		p.add("status", Fail, "no response at cursor 0: redirected to https://, where the server speaks plain HTTP",
+			"fix the endpoint's redirect: it sends followers to https:// on a server that does not speak it", nil)
 	case r.err != nil:
 		seen, fix := connectionAdvice(r.err)
 		p.add("status", Fail, "no response at cursor 0: "+seen, fix, nil)
