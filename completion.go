@@ -60,6 +60,11 @@ Examples:
    eval "$(lockstep completion zsh)"                                # in ~/.zshrc, after compinit
    lockstep completion fish > ~/.config/fish/completions/lockstep.fish`,
 	OnUsageError: usageMessage,
+	BashComplete: func(c *cli.Context) {
+		if c.NArg() == 0 {
+			fmt.Fprintln(c.App.Writer, "bash\nzsh\nfish")
+		}
+	},
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return usagef("completion: want one shell, bash, zsh or fish, got %s (see lockstep completion --help)", thousands(c.NArg())+" "+plural(c.NArg(), "argument", "arguments"))

@@ -208,6 +208,7 @@ func TestCompletion_Golden(t *testing.T) {
 		{"--generate-bash-completion"},
 		{"dump", "--generate-bash-completion"},
 		{"sync", "--o", "--generate-bash-completion"},
+		{"completion", "--generate-bash-completion"},
 	} {
 		// urfave/cli's completion reads os.Args, so it runs the binary.
 		stdout, stderr, code := runBinary(t, nil, args...)
