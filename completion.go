@@ -100,6 +100,9 @@ Examples:
 	Flags:        []cli.Flag{&cli.BoolFlag{Name: "markdown", Usage: "print Markdown instead of roff"}},
 	OnUsageError: usageMessage,
 	Action: func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usagef("man: takes no arguments, got %q (see lockstep man --help)", c.Args().First())
+		}
 		// The page is written in Markdown, where <FLAG> would be a tag:
 		// the texts are escaped on a copy of the app.
 		doc := *c.App
@@ -114,8 +117,27 @@ Examples:
 		if err != nil {
 			return fmt.Errorf("man: %w", err)
 		}
+		for _, sec := range manSections {
+			if c.Bool("markdown") {
+				s = strings.TrimRight(s, "\n") + "\n\n# " + sec.title + "\n\n" + sec.text + "\n"
+			} else {
+				s = strings.TrimRight(s, "\n") + "\n.SH " + sec.title + "\n" + strings.ReplaceAll(sec.text, "\n\n", "\n.PP\n") + "\n"
+			}
+		}
 		return writeString(c.App.Writer, s)
 	},
+}
+
+// manSections end the manual page: what urfave/cli's template leaves out.
+var manSections = []struct{ title, text string }{
+	{"ENVIRONMENT", `Every flag can come from the environment as LOCKSTEP_ and its name in capitals, - as _ (LOCKSTEP_SINCE_PARAM=since, LOCKSTEP_USER=alice:secret); a flag on the command line wins. --format is the exception: LOCKSTEP_TAIL_FORMAT, LOCKSTEP_DUMP_FORMAT and LOCKSTEP_CHECK_FORMAT. An error about such a value names the variable.
+
+An --on-change command gets LOCKSTEP_INSERTS, LOCKSTEP_UPDATES, LOCKSTEP_DELETES, LOCKSTEP_RECORDS, LOCKSTEP_CURSOR, LOCKSTEP_SNAPSHOT and LOCKSTEP_ENDPOINT (credentials redacted), and not the LOCKSTEP_ variables that configure lockstep.`},
+	{"EXIT STATUS", `0: done: sync caught up and wrote its files, tail --once caught up, sync --follow was stopped by SIGINT or SIGTERM and wrote what it had applied; check found no FAIL.
+
+1: a failure: the endpoint refused or failed for longer than --retry-for, a bad record, a refused resync (--max-delete), a file or database error, a plain sync interrupted before it caught up (its files stay as they were); check found a FAIL.
+
+2: a usage error: a flag, argument or environment value that no retry can make right. Nothing was done.`},
 }
 
 // markdownText escapes what Markdown would take for markup in plain text.

@@ -217,8 +217,12 @@ func TestCompletion_Golden(t *testing.T) {
 		}
 		golden(t, filepath.Join("testdata", "completion", strings.NewReplacer(" ", "_", "-", "").Replace(strings.Join(args, " "))), stdout)
 	}
-	if stdout, _, code := runApp(t, "man"); code != 0 || !strings.Contains(stdout, ".SH") || !strings.Contains(stdout, "on-change") {
-		t.Errorf("man: exit %d, not a man page with every command:\n%.300s", code, stdout)
+	if stdout, _, code := runApp(t, "man"); code != 0 || !strings.Contains(stdout, ".SH") || !strings.Contains(stdout, "on-change") ||
+		!strings.Contains(stdout, ".SH ENVIRONMENT") || !strings.Contains(stdout, ".SH EXIT STATUS") {
+		t.Errorf("man: exit %d, not a man page with every command, its environment and exit status:\n%.300s", code, stdout)
+	}
+	if _, _, code := runApp(t, "man", "extra"); code != exitUsage {
+		t.Errorf("man extra: exit %d, want %d", code, exitUsage)
 	}
 }
 
