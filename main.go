@@ -147,11 +147,15 @@ func exitCode(err error, log *logger) int {
 // "lockstep sync URL --out FILE" works: urfave/cli v2 stops reading flags
 // at the first argument. A "--" ends the flags, as usual.
 func flagsFirst(app *cli.App, args []string) []string {
-	// Shell completion reads its flag as the last argument.
-	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
+	// Shell completion reads its flag as the last argument; the log
+	// flags still go after the command, so that it completes for it.
+	if len(args) < 3 {
 		return args
 	}
 	args = logFlagsAfterCommand(app, args)
+	if args[len(args)-1] == "--generate-bash-completion" {
+		return args
+	}
 	cmd := app.Command(args[1])
 	if cmd == nil {
 		return args

@@ -209,6 +209,7 @@ func TestCompletion_Golden(t *testing.T) {
 		{"dump", "--generate-bash-completion"},
 		{"sync", "--o", "--generate-bash-completion"},
 		{"completion", "--generate-bash-completion"},
+		{"--log-format", "json", "sync", "--re", "--generate-bash-completion"},
 	} {
 		// urfave/cli's completion reads os.Args, so it runs the binary.
 		stdout, stderr, code := runBinary(t, nil, args...)
