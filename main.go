@@ -153,7 +153,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 		return args
 	}
 	args = logFlagsAfterCommand(app, args)
-	if args[len(args)-1] == "--generate-bash-completion" {
+	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
 	cmd := app.Command(args[1])
@@ -211,10 +211,11 @@ func logFlagsAfterCommand(app *cli.App, args []string) []string {
 		}
 		i++
 	}
-	if i == 1 {
+	if i == 1 || i >= len(args) || args[i] == "--" {
+		// Nothing or "--" after them: left for the app to refuse.
 		return args
 	}
-	if i >= len(args) || app.Command(args[i]) == nil || !slices.ContainsFunc(app.Command(args[i]).Flags, isLogFlag) {
+	if app.Command(args[i]) == nil || !slices.ContainsFunc(app.Command(args[i]).Flags, isLogFlag) {
 		// No command that logs follows (help, --help, a misspelt one):
 		// the log flags have nothing to do there, and must not be taken
 		// for what is wrong. (Early messages read them from the raw

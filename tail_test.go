@@ -67,6 +67,13 @@ func TestFlagsFirst(t *testing.T) {
 		{"lockstep -q snyc", "lockstep snyc"},
 		{"lockstep --log-format json help sync", "lockstep help sync"},
 		{"lockstep -q --help", "lockstep --help"},
+		// Nothing after them, a missing value, "--": left as they are.
+		{"lockstep --log-format json", "lockstep --log-format json"},
+		{"lockstep -q -v", "lockstep -q -v"},
+		{"lockstep -v --log-format", "lockstep -v --log-format"},
+		{"lockstep --log-format json -v", "lockstep --log-format json -v"},
+		{"lockstep -v -- tail URL", "lockstep -v -- tail URL"},
+		{"lockstep --log-format --generate-bash-completion", "lockstep --log-format --generate-bash-completion"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(flagsFirst(app, strings.Fields(tt.in)), " "); got != tt.want {
