@@ -406,7 +406,9 @@ func (f *Follower) Run(ctx context.Context, h func(Event) error) error {
 				return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts, Err: err}
 			}
 			var ra *retryAfterError
-			if errors.As(err, &ra) && ra.after > left {
+			// (Retry-After counts whole seconds, and the request itself
+			// took some of the time: a second of slack.)
+			if errors.As(err, &ra) && ra.after > left+time.Second {
 				// Asking sooner than the endpoint said would only be
 				// refused again (PROTOCOL 3): stop now, and say why.
 				return &GiveUpError{Spent: time.Since(failingSince), Attempts: attempts,

@@ -392,6 +392,13 @@ func TestFollower_RetryAfterBeyondRetryFor(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second || len(s.requests()) != 1 {
 		t.Errorf("%d requests in %s: want one, and no wait", len(s.requests()), d)
 	}
+	// One that fits, to the second, is waited for.
+	s = &script{steps: []func(http.ResponseWriter, *http.Request){status(503, "Retry-After", "1"), body(rec(1, 10))}}
+	srv2 := httptest.NewServer(s)
+	defer srv2.Close()
+	if r := follow(t, Config{URL: srv2.URL + "/", RetryFor: time.Second}, nil); r.err != nil || len(r.keys) != 1 {
+		t.Errorf("Retry-After 1 with RetryFor 1s: err %v, keys %v", r.err, r.keys)
+	}
 }
 
 func TestFollower_TransientFailuresBackOff(t *testing.T) {
