@@ -266,7 +266,9 @@ func TestVerbose_RedirectLocationRedacted(t *testing.T) {
 	target := strings.Replace(src.URL, "http://", "http://ruser:rpass99@", 1) + "/?access_token=QQQ&region=eu"
 	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", target)
-		w.Header().Set("Link", "<"+target+">; rel=next")
+		w.Header().Set("Link", "<"+target+">; rel=next, </next?token=QQQ>; rel=\"next\"")
+		w.Header().Set("Content-Location", "//bob:rpass99@host/c?sig=QQQ")
+		w.Header().Add("Refresh", "0; url=/b/?access_token=QQQ")
 		w.WriteHeader(http.StatusFound)
 	}))
 	defer redir.Close()

@@ -68,8 +68,23 @@ func (t *watchedTransport) shownValue(name, v string) string {
 	if t.secret(name) {
 		return "***"
 	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Location", "Content-Location", "Link", "Refresh":
+		// These hold URL references, relative ones too ("/b/?token=…",
+		// "//user:pw@host/"): each is redacted as a URL.
+		return urlRef.ReplaceAllStringFunc(v, func(ref string) string {
+			if strings.HasPrefix(ref, "//") {
+				return strings.TrimPrefix(follow.Redact("http:"+ref, t.redact...), "http:")
+			}
+			return follow.Redact(ref, t.redact...)
+		})
+	}
 	return urlInHeader.ReplaceAllStringFunc(v, func(u string) string { return follow.Redact(u, t.redact...) })
 }
+
+// urlRef is a URL reference in a Location, Link or Refresh value: all but
+// the Link's brackets, parameters and Refresh's delay.
+var urlRef = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*:)?[/?][^\s<>";,]*|[A-Za-z][A-Za-z0-9+.-]*://[^\s<>";,]*`)
 
 func (t *watchedTransport) headerLines(dir string, h http.Header) string {
 	var lines []string
