@@ -249,10 +249,11 @@ func splitUserinfo(raw string) (head, userinfo, rest string) {
 	}
 	if end < len(after) && after[end] != '/' {
 		// A '?' or '#' in a password ends the authority early too: the
-		// last '@' after it that a host follows ends the userinfo, unless
-		// what precedes it reads as a query ('=' or '&').
+		// last '@' after it that a host follows ends the userinfo. (Were
+		// it a query value's, the URL reads two ways: the userinfo then
+		// holds a '?' or '#', and the URL is refused, hidden.)
 		for j := len(after) - 1; j > end; j-- {
-			if after[j] == '@' && hostLike(after[j+1:]) && !strings.ContainsAny(after[:j], "=&") {
+			if after[j] == '@' && hostLike(after[j+1:]) {
 				at = j
 				break
 			}

@@ -102,7 +102,11 @@ func TestRedact(t *testing.T) {
 		{"http://user:p@ss?w#rd@127.0.0.1:1/x", "http://user:***@127.0.0.1:1/x"},
 		{"http://user:2024#Summer@host/x", "http://user:***@host/x"},
 		{"https://tok@en?x@host/", "https://***@host/"},
-		{"http://h?email=a@b.example", "http://h?email=a@b.example"},
+		// An '@' after '?' that a host follows: a password's or a query
+		// value's? Hidden either way (and refused by New).
+		{"http://h?email=a@b.example", "http://***@b.example"},
+		{"http://user:p@ss?w=rd@127.0.0.1:1/x", "http://user:***@127.0.0.1:1/x"},
+		{"http://admin:8?kQ=z@127.0.0.1:1/x", "http://admin:***@127.0.0.1:1/x"},
 		// An @ after the host that is not a password.
 		{"http://u:p%40x@h/s/@me", "http://u:***@h/s/@me"},
 		{"http://h/s/@me", "http://h/s/@me"},

@@ -51,7 +51,10 @@ func parseDSN(dsn string) (target, error) {
 	if !strings.Contains(dsn, "://") {
 		return t, errors.New("want a URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE (keyword=value connection strings are not read)")
 	}
-	norm, secret := escapeUserinfo(dsn)
+	norm, secret, ambiguous := escapeUserinfo(dsn)
+	if ambiguous >= 0 {
+		return t, errors.New("an '@' after a '?' or '#' ends either the password or a query value, and the URL does not say which: percent-encode that '@' as %40 (and any '?', '#' or '/' in the password)")
+	}
 	t.secret = secret
 	base, query, _ := strings.Cut(norm, "?")
 	var keep []string
@@ -90,7 +93,7 @@ func parseDSN(dsn string) (target, error) {
 // before it is USER:PASSWORD with a plain user name: the password is then
 // percent-encoded (what was already, as %40, is kept). Anything else (an '@' in a
 // query value, say) is left for pgx as it is.
-func escapeUserinfo(dsn string) (norm, password string) {
+func escapeUserinfo(dsn string) (norm, password string, ambiguous int) {
 	head, rest, _ := strings.Cut(dsn, "://")
 	head += "://"
 	authority := rest
@@ -99,13 +102,17 @@ func escapeUserinfo(dsn string) (norm, password string) {
 	}
 	if at := strings.LastIndex(authority, "@"); at >= 0 && len(authority) < len(rest) {
 		// A password with an '@' and then a '?', '#' or '/' ("p@ss?w"):
-		// the last '@' that a host and a port or path follow ends it,
-		// unless what precedes that '@' reads as a query.
+		// the last '@' that a host and a port or path follow ends it.
+		// If what precedes that '@' reads as a query too, the URL reads
+		// two ways, and is refused.
 		for i := len(rest) - 1; i > len(authority); i-- {
-			if rest[i] == '@' && hostThenPortOrPath.MatchString(rest[i+1:]) && !strings.ContainsAny(rest[:i], "=&") {
+			if rest[i] == '@' && hostThenPortOrPath.MatchString(rest[i+1:]) {
+				if strings.ContainsAny(rest[:i], "=&") {
+					return dsn, "", len(head) + i
+				}
 				user, pass, _ := strings.Cut(rest[:i], ":")
 				user, pass = unescape(user), unescape(pass)
-				return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass
+				return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass, -1
 			}
 		}
 	}
@@ -120,9 +127,9 @@ func escapeUserinfo(dsn string) (norm, password string) {
 			if len(user) >= 12 {
 				secret = user
 			}
-			return head + url.User(user).String() + rest[at:], secret
+			return head + url.User(user).String() + rest[at:], secret, -1
 		}
-		return head + url.UserPassword(user, pass).String() + rest[at:], pass
+		return head + url.UserPassword(user, pass).String() + rest[at:], pass, -1
 	}
 	for i := len(authority); i < len(rest); i++ {
 		if rest[i] != '@' || !hostThenPath.MatchString(rest[i+1:]) {
@@ -132,10 +139,15 @@ func escapeUserinfo(dsn string) (norm, password string) {
 		if !ok || user == "" || strings.ContainsAny(user, "/?#@=&") {
 			break
 		}
+		if q := strings.IndexAny(pass, "?#"); q >= 0 && strings.ContainsAny(pass[q:], "=&") {
+			// "h:5432?application_name=me@corp:1/x": a query, or a
+			// password? Either way, not to be guessed.
+			return dsn, "", len(head) + i
+		}
 		user, pass = unescape(user), unescape(pass)
-		return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass
+		return head + url.UserPassword(user, pass).String() + "@" + rest[i+1:], pass, -1
 	}
-	return dsn, ""
+	return dsn, "", -1
 }
 
 var hostThenPortOrPath = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:[0-9]+([/?#]|$)|/)`)

@@ -43,6 +43,9 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "postgres://db/ops?application_name=a@b", postgres: "postgres://db/ops?application_name=a@b"},
 		{dsn: "postgres://u@h/db?options=-c%20search_path%3Dsb&table=t", postgres: "postgres://u@h/db?options=-c%20search_path%3Dsb", table: "t"},
 		{dsn: "postgres:ops", err: "want a URL"},
+		// An '@' that ends a password or a query value: refused.
+		{dsn: "postgres://u:p@ss?w=rd@db.example:5432/app", err: "percent-encode that '@'"},
+		{dsn: "postgres://h:5432?application_name=me@corp:1/x", err: "percent-encode that '@'"},
 		{dsn: "sqlite:x.db?table=a&table=b", err: "more than once"},
 		{dsn: "postgres://u@h/db?table=a&table=b", err: "more than once"},
 		{dsn: "postgres://u@h/db?table=pg_x", err: "the database's own"},
@@ -68,14 +71,16 @@ func TestParseDSN(t *testing.T) {
 // Redact hides the password however it was written, as parseDSN reads it.
 func TestRedact(t *testing.T) {
 	for dsn, want := range map[string]string{
-		"postgres://app:2024#Summer@127.0.0.1:1/ops":   "postgres://app:***@127.0.0.1:1/ops",
-		"postgres://app:1234?x@db/ops":                 "postgres://app:***@db/ops",
-		"postgres://app:?Secr3t@db/ops":                "postgres://app:***@db/ops",
-		"postgres://app:#Secr3t@db/ops":                "postgres://app:***@db/ops",
-		"postgres://app:p@ss@db/ops?table=x":           "postgres://app:***@db/ops?table=x",
-		"postgres://app:p@ss?w#rd@db:5432/ops":         "postgres://app:***@db:5432/ops",
-		"host=db dbname=ops user=app password=hunter2": "host=db dbname=ops user=app password=***",
-		"sqlite:servers.db?table=t":                    "sqlite:servers.db?table=t",
+		"postgres://app:2024#Summer@127.0.0.1:1/ops":     "postgres://app:***@127.0.0.1:1/ops",
+		"postgres://app:1234?x@db/ops":                   "postgres://app:***@db/ops",
+		"postgres://app:?Secr3t@db/ops":                  "postgres://app:***@db/ops",
+		"postgres://app:#Secr3t@db/ops":                  "postgres://app:***@db/ops",
+		"postgres://app:p@ss@db/ops?table=x":             "postgres://app:***@db/ops?table=x",
+		"postgres://app:p@ss?w#rd@db:5432/ops":           "postgres://app:***@db:5432/ops",
+		"postgres://u:p@ss?w=rd@db.example:5432/app":     "postgres://***@db.example:5432/app",
+		"postgres://h:5432?application_name=me@corp:1/x": "postgres://***@corp:1/x",
+		"host=db dbname=ops user=app password=hunter2":   "host=db dbname=ops user=app password=***",
+		"sqlite:servers.db?table=t":                      "sqlite:servers.db?table=t",
 	} {
 		if got := Redact(dsn); got != want {
 			t.Errorf("Redact(%s) = %s, want %s", dsn, got, want)

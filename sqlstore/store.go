@@ -61,7 +61,13 @@ func Redact(dsn string) string {
 		return regexp.MustCompile(`(password\s*=\s*)('[^']*'|\S*)`).ReplaceAllString(dsn, "${1}***")
 	}
 	if strings.HasPrefix(dsn, "postgres") && strings.Contains(dsn, "://") {
-		dsn, _ = escapeUserinfo(dsn)
+		norm, _, ambiguous := escapeUserinfo(dsn)
+		if ambiguous >= 0 {
+			// Hidden whichever way it reads.
+			head, _, _ := strings.Cut(dsn, "://")
+			return follow.Redact(head + "://***@" + dsn[ambiguous+1:])
+		}
+		dsn = norm
 	}
 	return follow.Redact(dsn)
 }
