@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/lockstep/lockstep/follow"
@@ -328,8 +327,8 @@ func (s *Store) Prefetch(keys [][]byte) error {
 // Apply implements replica.Table, by the same rules as state.Table.Apply.
 func (s *Store) Apply(rec *follow.Record) (state.Op, error) {
 	if limit := s.db.maxKey(); limit > 0 && len(rec.Key) > limit {
-		return state.OpNone, fmt.Errorf("table %s: a record's key is %s bytes (%.40s…), over the %s that the database's index holds: keep this endpoint in SQLite or a file",
-			s.table, thousands(len(rec.Key)), rec.Key, thousands(limit))
+		return state.OpNone, fmt.Errorf("table %s: a record's key is %d bytes (%.40s…), over the %d that the database's index holds: keep this endpoint in SQLite or a file",
+			s.table, len(rec.Key), rec.Key, limit)
 	}
 	r, ok := s.rows[string(rec.Key)]
 	if !ok {
@@ -594,13 +593,4 @@ func eachRecord(rows interface {
 		}
 	}
 	return rows.Err()
-}
-
-// thousands writes n with commas, as lockstep's messages do.
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }

@@ -237,11 +237,7 @@ func TestPostgres_RecordColumn(t *testing.T) {
 	if err := syncOnce(pg.DSN+"&table="+table, srv.URL+"/", nil); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := pgAdmin(t, pg)
 	rows, err := conn.Query(ctx, `SELECT key FROM `+table+` WHERE record IS NOT NULL ORDER BY key`)
 	if err != nil {
 		t.Fatal(err)
@@ -293,11 +289,7 @@ func TestOneWriterPerTable(t *testing.T) {
 func TestPostgres_ConcurrentSetup(t *testing.T) {
 	pg := needPostgres(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := pgAdmin(t, pg)
 	for round := range 3 {
 		name := fmt.Sprintf("setup%d_%d", tables.Add(1), round)
 		if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
@@ -364,11 +356,7 @@ func TestStore_TableWrittenWithCapitals(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, pg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgAdmin(t, pg)
 		upper := strings.ToUpper(name[:1]) + name[1:]
 		for _, q := range []string{
 			fmt.Sprintf(`ALTER TABLE %s RENAME TO "%s"`, name, upper),
@@ -379,7 +367,7 @@ func TestStore_TableWrittenWithCapitals(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err = sync(pg.DSN + "&table=" + upper)
+		err := sync(pg.DSN + "&table=" + upper)
 		if err == nil || !strings.Contains(err.Error(), `ALTER TABLE "`+upper+`" RENAME TO `+name) {
 			t.Fatalf("err %v, want one that says how to rename the table", err)
 		}
@@ -398,11 +386,7 @@ func TestStore_TableWrittenWithCapitals(t *testing.T) {
 func TestPostgres_NotUTF8(t *testing.T) {
 	pg := needPostgres(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := pgAdmin(t, pg)
 	name := fmt.Sprintf("ascii%d", tables.Add(1))
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"); err != nil {
 		t.Fatal(err)
@@ -441,13 +425,9 @@ func TestStore_TableEmptiedByHand(t *testing.T) {
 		return err
 	}}
 	if postgres != nil {
+		conn := pgAdmin(t, postgres)
 		places["postgres"] = place{fmt.Sprintf("%s&table=servers%d", postgres.DSN, tables.Add(1)), func(q string) error {
-			conn, err := pgx.Connect(context.Background(), postgres.DSN)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.Background())
-			_, err = conn.Exec(context.Background(), q)
+			_, err := conn.Exec(context.Background(), q)
 			return err
 		}}
 	}
@@ -501,7 +481,7 @@ func TestStore_LongKey(t *testing.T) {
 	}
 	pg := needPostgres(t)
 	err := run(fmt.Sprintf("%s&table=long%d", pg.DSN, tables.Add(1)))
-	if err == nil || !strings.Contains(err.Error(), "a record's key is 6,002 bytes") {
+	if err == nil || !strings.Contains(err.Error(), "a record's key is 6002 bytes") {
 		t.Errorf("postgres: %v", err)
 	}
 }
@@ -519,4 +499,16 @@ func syncOnce(dsn, url string, notify func(replica.Notice)) error {
 		return err
 	}
 	return e.Run(ctx)
+}
+
+// pgAdmin is a connection to the test cluster's postgres database, closed
+// when the test ends.
+func pgAdmin(t *testing.T, pg *pgtest.Cluster) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -284,17 +284,7 @@ func (t *Table) Tombstones() int {
 // the cursor it asked for, so at EventConnected (outside a resync) its
 // Cursor is such a value.
 func (t *Table) ForgetTombstones(below follow.Order) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for i := range t.entries.len() {
-		e := t.entries.at(uint32(i))
-		if e.dead() && !e.isFree() && follow.CompareOrder(t.order(e), []byte(below)) < 0 {
-			t.remove(uint32(i))
-			n++
-		}
-	}
-	return n
+	return t.forgetTombstones(func(c int) bool { return c < 0 }, below)
 }
 
 // ForgetTombstonesAbove drops the remembered tombstones whose order value is
@@ -303,12 +293,18 @@ func (t *Table) ForgetTombstones(below follow.Order) int {
 // below deletions it no longer knows of, and a key written there again must
 // not be taken for a stale update of the deleted one.
 func (t *Table) ForgetTombstonesAbove(above follow.Order) int {
+	return t.forgetTombstones(func(c int) bool { return c > 0 }, above)
+}
+
+// forgetTombstones drops the tombstones whose order, compared with order,
+// gives a result drop accepts.
+func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for i := range t.entries.len() {
 		e := t.entries.at(uint32(i))
-		if e.dead() && !e.isFree() && follow.CompareOrder(t.order(e), []byte(above)) > 0 {
+		if e.dead() && !e.isFree() && drop(follow.CompareOrder(t.order(e), []byte(order))) {
 			t.remove(uint32(i))
 			n++
 		}
