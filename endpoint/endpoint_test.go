@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -67,19 +68,29 @@ func summary(body string) string {
 	return strings.Join(out, " ")
 }
 
-func TestServer_StreamsAppendedChanges(t *testing.T) {
-	s := New(Options{Heartbeat: 20 * time.Millisecond})
-	s.Append([]byte(`{"id":1,"updated_at":1}`))
+// openStream serves s and opens an endless response from cursor 0, closed
+// (and the server with it) when the test ends.
+func openStream(t *testing.T, s *Server) *http.Response {
+	t.Helper()
 	srv := httptest.NewServer(s)
-	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s/0", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() {
+		resp.Body.Close()
+		cancel()
+		srv.Close()
+	})
+	return resp
+}
+
+func TestServer_StreamsAppendedChanges(t *testing.T) {
+	s := New(Options{Heartbeat: 20 * time.Millisecond})
+	s.Append([]byte(`{"id":1,"updated_at":1}`))
+	resp := openStream(t, s)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		s.Append([]byte(`{"id":2,"updated_at":2}`))
@@ -95,5 +106,32 @@ func TestServer_StreamsAppendedChanges(t *testing.T) {
 	}
 	if !strings.Contains(got.String(), "}\n\n") {
 		t.Fatalf("no heartbeat in %q", got.String())
+	}
+}
+
+// Each append wakes the stream, which asks again from the order value it
+// sent last, inclusive: the records already sent there come again and must
+// be dropped, the new ones at that value sent.
+func TestServer_StreamsEachChangeAtOneOrderOnce(t *testing.T) {
+	s := New(Options{Heartbeat: -1})
+	s.Append([]byte(`{"id":1,"updated_at":5}`))
+	lines := bufio.NewReader(openStream(t, s).Body)
+	var got []string
+	read := func() {
+		t.Helper()
+		l, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v; got %q", err, got)
+		}
+		got = append(got, strings.TrimSpace(l))
+	}
+	read()
+	for _, rec := range []string{`{"id":2,"updated_at":5}`, `{"id":3,"updated_at":5}`, `{"id":4,"updated_at":6}`} {
+		s.Append([]byte(rec))
+		read()
+	}
+	want := `{"id":1,"updated_at":5} {"id":2,"updated_at":5} {"id":3,"updated_at":5} {"id":4,"updated_at":6}`
+	if strings.Join(got, " ") != want {
+		t.Errorf("streamed %q, want %q", got, want)
 	}
 }

@@ -121,8 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// two is not missed.
 		wake = h.src.Changed()
 	}
-	omitTombstones := since == ""
-	if err := h.src.Changes(ctx, since, func(rec []byte) error { return s.send(rec, omitTombstones) }); err != nil {
+	if err := s.changes(ctx, since, since == ""); err != nil {
 		s.fail(ctx, err)
 		return
 	}
@@ -190,7 +189,8 @@ type stream struct {
 	failed  bool
 	sent    int                 // records written
 	last    []byte              // the greatest order value sent
-	atLast  map[uint64]struct{} // hashes of the records sent at last, whose re-delivery is dropped
+	first   []byte              // the first record sent at last
+	atLast  map[uint64]struct{} // digests of the records sent at last, once there are two, whose re-delivery is dropped
 }
 
 // start sets the headers; nothing may be written to w before.
@@ -210,35 +210,61 @@ func (s *stream) start() {
 	s.bw = bufio.NewWriterSize(out, 256<<10)
 }
 
-// send writes one record from the Source, unless it is below the cursor,
-// a tombstone left out at cursor 0, or already sent at the greatest order
-// value so far.
-func (s *stream) send(rec []byte, omitTombstones bool) error {
-	r, err := follow.ParseRecord(rec, s.h.opts.Fields)
-	if err != nil {
-		return &contractError{fmt.Sprintf("%.200q is not a record: %v", rec, err)}
+// A checkedSource is a Source whose records were parsed when it stored
+// them (Server): it hands each one over with its order value and
+// tombstone flag, so that a Handler need not parse every record again.
+type checkedSource interface {
+	checkedChanges(ctx context.Context, since follow.Order, fn func(rec, order []byte, deleted bool) error) error
+}
+
+// changes sends the Source's changes since the cursor.
+func (s *stream) changes(ctx context.Context, since follow.Order, omitTombstones bool) error {
+	if cs, ok := s.h.src.(checkedSource); ok {
+		return cs.checkedChanges(ctx, since, func(rec, order []byte, deleted bool) error {
+			return s.sendRecord(rec, order, deleted, omitTombstones)
+		})
 	}
-	if s.since != "" && follow.CompareOrder(r.Order, []byte(s.since)) < 0 || omitTombstones && r.Deleted {
+	return s.h.src.Changes(ctx, since, func(rec []byte) error {
+		r, err := follow.ParseRecord(rec, s.h.opts.Fields)
+		if err != nil {
+			return &contractError{fmt.Sprintf("%.200q is not a record: %v", rec, err)}
+		}
+		return s.sendRecord(r.Bytes, r.Order, r.Deleted, omitTombstones)
+	})
+}
+
+// sendRecord writes one record, unless it is below the cursor, a
+// tombstone left out at cursor 0, or already sent at the greatest order
+// value so far.
+func (s *stream) sendRecord(rec, order []byte, deleted, omitTombstones bool) error {
+	if s.since != "" && follow.CompareOrder(order, []byte(s.since)) < 0 || omitTombstones && deleted {
 		return nil
 	}
-	switch c := follow.CompareOrder(r.Order, s.last); {
+	switch c := follow.CompareOrder(order, s.last); {
 	case c < 0:
-		return &contractError{fmt.Sprintf("order value %s came after %s: Changes must sort by order value", r.Order, s.last)}
+		return &contractError{fmt.Sprintf("order value %s came after %s: Changes must sort by order value", order, s.last)}
 	case c > 0:
-		s.last = append(s.last[:0], r.Order...)
+		// Most order values are sent once: the digests that tell a
+		// re-delivery apart are only taken when a second record comes.
+		s.last = append(s.last[:0], order...)
+		s.first = append(s.first[:0], rec...)
 		clear(s.atLast)
 	default:
-		if _, dup := s.atLast[r.Digest()]; dup {
+		if len(s.atLast) == 0 {
+			if s.atLast == nil {
+				s.atLast = map[uint64]struct{}{}
+			}
+			s.atLast[follow.Digest(s.first)] = struct{}{}
+		}
+		d := follow.Digest(rec)
+		if _, dup := s.atLast[d]; dup {
 			return nil
 		}
+		s.atLast[d] = struct{}{}
 	}
-	if s.atLast == nil {
-		s.atLast = map[uint64]struct{}{}
-	}
-	s.atLast[r.Digest()] = struct{}{}
 	s.start()
 	s.sent++
-	s.bw.Write(r.Bytes)
+	s.bw.Write(rec)
 	return s.bw.WriteByte('\n')
 }
 
@@ -295,7 +321,7 @@ func (s *stream) follow(ctx context.Context, wake <-chan struct{}) {
 			if from == "" {
 				from = s.since
 			}
-			if err := s.h.src.Changes(ctx, from, func(rec []byte) error { return s.send(rec, false) }); err != nil {
+			if err := s.changes(ctx, from, false); err != nil {
 				s.fail(ctx, err)
 				return
 			}

@@ -23,6 +23,7 @@ type Record struct {
 	Offset  int64  // where Bytes starts in the response body
 
 	digest, keyHash uint64 // 0 until computed
+	plain           int8   // Order is a plain integer: 1 yes, -1 no, 0 not yet known
 }
 
 var hashSeed = maphash.MakeSeed()
@@ -49,6 +50,18 @@ func (r *Record) KeyHash() uint64 {
 		r.keyHash = maphash.Bytes(hashSeed, r.Key) | 1
 	}
 	return r.keyHash
+}
+
+// plainOrder reports whether Order is a plain integer (isPlain), looking
+// once per record.
+func (r *Record) plainOrder() bool {
+	if r.plain == 0 {
+		r.plain = -1
+		if isPlain(r.Order) {
+			r.plain = 1
+		}
+	}
+	return r.plain > 0
 }
 
 // KeyHash hashes a key's JSON text as Record.KeyHash does.

@@ -117,7 +117,7 @@ type Event struct {
 	URL      string   // redacted request URL
 	Resynced bool     // EventCaughtUp: a full resync has just finished
 	Previous Order    // EventCaughtUp after a resync: the cursor before it
-	Batch    []Record // EventBatch; valid only during the handler call
+	Batch    []Record // EventBatch; valid only during the handler call, which must not change them
 }
 
 // Unchanged is what a handler returns for an EventRecord that changed
@@ -206,6 +206,9 @@ type Follower struct {
 	kind     OrderKind
 	atCursor keyset.Set // keys applied at exactly cursor -> Digest of their bytes (0: unknown)
 	floor    []byte     // the cursor the current request was made with
+	// Whether cursor and floor are plain integers: every record is
+	// compared with them, and two plain integers compare without parsing.
+	cursorPlain, floorPlain bool
 
 	resyncing     bool
 	resyncRecords int // records the current resync has delivered
@@ -249,6 +252,7 @@ func New(cfg Config) (*Follower, error) {
 	f.client = ep.guard(f.client)
 	if cfg.Since != "" {
 		f.cursor = []byte(cfg.Since)
+		f.cursorPlain = isPlain(f.cursor)
 		for _, k := range cfg.SinceKeys {
 			f.atCursor.Put([]byte(k.Key), KeyHash([]byte(k.Key)), k.Digest)
 		}
@@ -328,7 +332,7 @@ func (f *Follower) startResync() {
 	f.resyncing = true
 	f.resyncRecords = 0
 	f.caughtUp = false
-	f.cursor = nil
+	f.cursor, f.cursorPlain = nil, false
 	f.kind = KindNone
 	f.atCursor.Reset()
 }
@@ -510,10 +514,11 @@ func (f *Follower) accept(r *Record) (bool, error) {
 	}
 	// An endpoint sends nothing below the cursor it was asked for; what it
 	// does send there was covered by an earlier pass or run.
-	if kindOf(f.floor) == k && compareOrder(r.Order, f.floor) < 0 {
+	plain := r.plainOrder()
+	if kindOf(f.floor) == k && compareKnown(r.Order, plain, f.floor, f.floorPlain) < 0 {
 		return false, nil
 	}
-	if compareOrder(r.Order, f.cursor) == 0 {
+	if compareKnown(r.Order, plain, f.cursor, f.cursorPlain) == 0 {
 		if old, ok := f.atCursor.Get(r.Key, r.KeyHash()); ok && old == r.Digest() {
 			return false, nil
 		}
@@ -523,12 +528,12 @@ func (f *Follower) accept(r *Record) (bool, error) {
 
 // advance moves the cursor past a record the handler has applied.
 func (f *Follower) advance(r *Record) {
-	c := compareOrder(r.Order, f.cursor)
+	c := compareKnown(r.Order, r.plainOrder(), f.cursor, f.cursorPlain)
 	if c < 0 {
 		return
 	}
 	if c > 0 {
-		f.cursor = append(f.cursor[:0], r.Order...)
+		f.cursor, f.cursorPlain = append(f.cursor[:0], r.Order...), r.plainOrder()
 		f.atCursor.Reset()
 	}
 	f.atCursor.Put(r.Key, r.KeyHash(), r.Digest())
@@ -559,6 +564,7 @@ type pass struct {
 
 	batch      []Record
 	lastOrder  []byte // of the previous record, to notice disorder
+	lastPlain  bool   // lastOrder is a plain integer
 	disorderly bool   // warned already
 
 	seen      int // changes at the last wait
@@ -583,7 +589,7 @@ func (p *pass) run(ctx context.Context) error {
 		defer stall.Stop()
 	}
 	cursor := Order(f.cursor)
-	f.floor = append(f.floor[:0], f.cursor...)
+	f.floor, f.floorPlain = append(f.floor[:0], f.cursor...), f.cursorPlain
 	req, err := f.ep.request(ctx, cursor)
 	if err != nil {
 		return permanentError{err}
@@ -630,11 +636,19 @@ func (p *pass) run(ctx context.Context) error {
 			if err := p.emit(Event{Kind: EventBatch, Batch: p.batch}); err != nil {
 				return err
 			}
-		}
-		for i := range b.recs {
-			b.record(i, &rec)
-			if err := p.handle(&rec); err != nil {
-				return err
+			// The handler saw the batch, not changed it: hand on its
+			// records rather than build them again.
+			for i := range p.batch {
+				if err := p.handle(&p.batch[i]); err != nil {
+					return err
+				}
+			}
+		} else {
+			for i := range b.recs {
+				b.record(i, &rec)
+				if err := p.handle(&rec); err != nil {
+					return err
+				}
 			}
 		}
 		err = b.err
@@ -698,13 +712,13 @@ func (p *pass) checkOrder(rec *Record) error {
 	if p.disorderly {
 		return nil
 	}
-	if len(p.lastOrder) > 0 && kindOf(p.lastOrder) == kindOf(rec.Order) && compareOrder(rec.Order, p.lastOrder) < 0 {
+	if len(p.lastOrder) > 0 && kindOf(p.lastOrder) == kindOf(rec.Order) && compareKnown(rec.Order, rec.plainOrder(), p.lastOrder, p.lastPlain) < 0 {
 		p.disorderly = true
 		return p.emit(Event{Kind: EventWarning, Err: fmt.Errorf(
 			"%s sends records out of order (%s %s after %s at byte %d); resuming from the cursor may miss changes sent late: fix the endpoint to sort by %s",
 			p.display, p.f.cfg.Fields.OrderBy, rec.Order, p.lastOrder, rec.Offset, p.f.cfg.Fields.OrderBy)})
 	}
-	p.lastOrder = append(p.lastOrder[:0], rec.Order...)
+	p.lastOrder, p.lastPlain = append(p.lastOrder[:0], rec.Order...), rec.plainOrder()
 	return nil
 }
 

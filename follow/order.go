@@ -127,10 +127,42 @@ func compareOrder[T ~string | ~[]byte](a, b T) int {
 	return compareDecimal(parseDecimal([]byte(a)), parseDecimal([]byte(b)))
 }
 
+// isPlain reports an order value that is a non-negative integer written
+// plainly, as most are.
+func isPlain(b []byte) bool { return len(b) > 0 && plainUint(b) }
+
+// compareKnown is compareOrder for values already known to be plain
+// integers or not (isPlain): two plain ones compare by length, then
+// bytewise, with nothing to parse.
+func compareKnown(a []byte, aPlain bool, b []byte, bPlain bool) int {
+	if aPlain && bPlain {
+		if len(a) != len(b) {
+			if len(a) < len(b) {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a, b)
+	}
+	return compareOrder(a, b)
+}
+
 // plainUint reports a non-negative integer with no fraction or exponent; JSON
 // forbids leading zeros, so such numbers order by length, then bytewise.
 func plainUint[T ~string | ~[]byte](s T) bool {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	// Eight bytes at a time: a byte is a digit if it has its top bit clear
+	// both after adding 0x46 (so it is below ':') and after subtracting
+	// 0x30 (so it is not below '0'). A borrow between bytes only happens
+	// below a byte that already fails.
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if (w|(w+0x4646464646464646)|(w-0x3030303030303030))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}

@@ -1,6 +1,7 @@
 package follow
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -73,6 +74,48 @@ func TestParseOrder(t *testing.T) {
 	for _, tt := range tests {
 		if got := ParseOrder(tt.in); string(got) != tt.want {
 			t.Errorf("ParseOrder(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// plainUint's eight-bytes-at-a-time test against the plain definition,
+// for every byte value in every position of words around each digit.
+func TestPlainUint(t *testing.T) {
+	slow := func(s []byte) bool {
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 0; n <= 17; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				s := bytes.Repeat([]byte("7"), n)
+				s[pos] = byte(c)
+				if got, want := plainUint(s), slow(s); got != want {
+					t.Fatalf("plainUint(%q) = %v, want %v", s, got, want)
+				}
+				if got := plainUint(string(s)); got != slow(s) {
+					t.Fatalf("plainUint(string %q) = %v", s, got)
+				}
+			}
+		}
+	}
+}
+
+// compareKnown takes a shortcut for plain integers: it must agree with
+// compareOrder on every pair, plain or not.
+func TestCompareKnown(t *testing.T) {
+	vals := []string{"", "0", "1", "9", "10", "99", "100", "1700000000000", "1700000000001",
+		"1.5", "1e3", "-1", "0.0", "10.0", `"a"`, `"10"`, "12345678901234567890123"}
+	for _, a := range vals {
+		for _, b := range vals {
+			ab, bb := []byte(a), []byte(b)
+			if got, want := compareKnown(ab, isPlain(ab), bb, isPlain(bb)), compareOrder(ab, bb); got != want {
+				t.Errorf("compareKnown(%s, %s) = %d, compareOrder says %d", a, b, got, want)
+			}
 		}
 	}
 }

@@ -140,7 +140,6 @@ type Engine struct {
 	commitCost time.Duration
 	caughtAt   time.Time
 	contact    time.Time
-	keys       [][]byte // of a batch, for a Prefetcher
 	id         Identity // of the endpoint, for reopening the store
 	// resyncOwed: a resync was asked for or began, and no commit has
 	// completed it yet; a store reopened after losing what it had not
@@ -312,11 +311,7 @@ func (e *Engine) handle(ev follow.Event) error {
 		return e.apply(ev.Record)
 	case follow.EventBatch:
 		if p, ok := e.table.(Prefetcher); ok {
-			e.keys = e.keys[:0]
-			for i := range ev.Batch {
-				e.keys = append(e.keys, ev.Batch[i].Key)
-			}
-			return p.Prefetch(e.keys)
+			return p.Prefetch(ev.Batch)
 		}
 	case follow.EventQuiet:
 		return e.quiet()

@@ -274,6 +274,14 @@ func (t fileTable) Apply(r *follow.Record) (state.Op, error) {
 	return t.s.table.Apply(r), nil
 }
 
+func (t fileTable) Prefetch(batch []follow.Record) error {
+	if err := t.s.ensure(); err != nil {
+		return err
+	}
+	t.s.table.Prefetch(batch)
+	return nil
+}
+
 func (t fileTable) BeginResync() error {
 	if err := t.s.ensure(); err != nil {
 		return err

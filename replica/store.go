@@ -65,9 +65,10 @@ type Store interface {
 }
 
 // A Prefetcher is a Table that looks records up in bulk: the Engine gives
-// it the keys of each batch of records before applying them one by one.
+// it each batch of records before applying them one by one. The batch is
+// valid only during the call.
 type Prefetcher interface {
-	Prefetch(keys [][]byte) error
+	Prefetch(batch []follow.Record) error
 }
 
 // A Store whose errors may pass (a database connection lost) marks them
@@ -82,6 +83,8 @@ func Memory(t *state.Table) Table { return memory{t} }
 type memory struct{ *state.Table }
 
 func (m memory) Apply(r *follow.Record) (state.Op, error) { return m.Table.Apply(r), nil }
+
+func (m memory) Prefetch(batch []follow.Record) error { m.Table.Prefetch(batch); return nil }
 
 func (m memory) BeginResync() error { m.Table.BeginResync(); return nil }
 

@@ -297,11 +297,12 @@ func (s *Store) tx(ctx context.Context) error {
 }
 
 // Prefetch implements replica.Prefetcher: it learns what the database holds
-// for keys, in one query.
-func (s *Store) Prefetch(keys [][]byte) error {
+// for the batch's keys, in one query.
+func (s *Store) Prefetch(batch []follow.Record) error {
 	ctx := context.Background()
 	var want []string
-	for _, k := range keys {
+	for i := range batch {
+		k := batch[i].Key
 		if _, ok := s.rows[string(k)]; !ok {
 			ks := string(k)
 			s.rows[ks] = &row{key: ks}
@@ -332,7 +333,7 @@ func (s *Store) Apply(rec *follow.Record) (state.Op, error) {
 	}
 	r, ok := s.rows[string(rec.Key)]
 	if !ok {
-		if err := s.Prefetch([][]byte{rec.Key}); err != nil {
+		if err := s.Prefetch([]follow.Record{*rec}); err != nil {
 			return state.OpNone, err
 		}
 		r = s.rows[string(rec.Key)]

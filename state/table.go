@@ -205,11 +205,25 @@ func (t *Table) same(e *entry, r *follow.Record) bool {
 	return e.x1 == uint32(h>>32) && e.x2 == uint32(h) && e.dead() == r.Deleted
 }
 
-// lookup finds key's entry; tag is the key's hash tag either way.
-func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, tag uint32, ok bool) {
-	tag = uint32(keyHash)
-	_, i, ok = t.index.Find(tag, func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
-	return i, tag, ok
+// lookup finds key's entry. When there is none, slot is where to index it.
+func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, slot int, ok bool) {
+	slot, i, ok = t.index.Find(uint32(keyHash), func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
+	return i, slot, ok
+}
+
+// Prefetch readies the table to apply these records: it reads their keys'
+// slots in the index now, so that the cache misses of a large table are
+// taken together instead of one record at a time.
+func (t *Table) Prefetch(batch []follow.Record) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	t.index.Prefetch(func(yield func(uint32) bool) {
+		for i := range batch {
+			if !yield(uint32(batch[i].KeyHash())) {
+				return
+			}
+		}
+	})
 }
 
 // Apply applies one record, last writer wins (PROTOCOL 5.2): a lower order
@@ -221,16 +235,17 @@ func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, tag uint32, ok boo
 func (t *Table) Apply(r *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i, h, ok := t.lookup(r.Key, r.KeyHash())
+	h := r.KeyHash()
+	i, slot, ok := t.lookup(r.Key, h)
 	if !ok {
 		var e entry
 		e.setGen(t.gen)
 		t.put(&e, r)
-		t.add(h, e)
+		i := t.add(slot, uint32(h), e)
 		if r.Deleted {
 			return OpTombstone
 		}
-		t.orderOK = false
+		t.inserted(i, r.Key)
 		t.live++
 		t.liveBytes += int64(len(r.Bytes))
 		return OpInsert
@@ -344,7 +359,26 @@ func (t *Table) recordLen(e *entry) int {
 	return 0
 }
 
-func (t *Table) add(tag uint32, e entry) {
+// inserted keeps the sort cache for a live key, new to the table, that
+// sorts after every key in it: on a first load keys often grow with time,
+// and a table of millions need not then be sorted to be written. (An
+// index, which is not written, keeps no cache: it would only cost memory.)
+func (t *Table) inserted(i uint32, key []byte) {
+	if !t.keepBytes {
+		t.orderOK = false
+		return
+	}
+	if t.live == 0 {
+		t.byKey, t.orderOK = t.byKey[:0], true
+	}
+	if t.orderOK && (len(t.byKey) == 0 || CompareKeys(key, t.key(t.entries.at(t.byKey[len(t.byKey)-1]))) > 0) {
+		t.byKey = append(t.byKey, i)
+		return
+	}
+	t.orderOK = false
+}
+
+func (t *Table) add(slot int, tag uint32, e entry) uint32 {
 	var i uint32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
@@ -353,7 +387,8 @@ func (t *Table) add(tag uint32, e entry) {
 	} else {
 		i = t.entries.append(e)
 	}
-	t.index.Insert(tag, i)
+	t.index.InsertAt(slot, tag, i)
+	return i
 }
 
 // remove drops entry i from the index and frees it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -293,5 +294,58 @@ func BenchmarkTable_WriteSnapshot(b *testing.B) {
 		if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// All must list the live keys in key order whatever order they came in:
+// keys that arrive in order keep the sort cache, any other spoils it, and
+// reading the table between changes must not freeze a wrong order.
+func TestTable_AllInKeyOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []string // applied in turn, orders rising; "-k" deletes k, "?" reads All
+	}{
+		{"ascending", []string{"1", "2", "10", "?", "11", `"a"`, `"b"`}},
+		{"descending", []string{"3", "?", "2", "1"}},
+		{"read then lower", []string{"5", "6", "?", "4", "?", "7"}},
+		{"delete then revive", []string{"1", "2", "3", "?", "-2", "?", "2", "4", "?"}},
+		{"delete the last then lower", []string{"1", "5", "?", "-5", "3", "?", "4"}},
+		{"numbers by value", []string{"9", "10", "1e1", "?", "1.5", "2"}},
+		{"strings then numbers", []string{`"a"`, "?", "1", `"b"`}},
+		{"emptied then refilled", []string{"7", "8", "?", "-7", "-8", "?", "2", "1", "?", "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, tb := range []*Table{NewTable(), NewIndex()} {
+				want := map[string]bool{}
+				check := func() {
+					t.Helper()
+					var got []string
+					for k := range tb.All() {
+						got = append(got, string(k))
+					}
+					var keys []string
+					for k := range want {
+						keys = append(keys, k)
+					}
+					slices.SortFunc(keys, CompareKeys)
+					if strings.Join(got, " ") != strings.Join(keys, " ") {
+						t.Fatalf("All gave %q, want %q", got, keys)
+					}
+				}
+				for i, k := range tc.keys {
+					switch {
+					case k == "?":
+						check()
+					case k[0] == '-':
+						tb.Apply(record(t, dead(k[1:], 100+i)))
+						delete(want, k[1:])
+					default:
+						tb.Apply(record(t, live(k, 100+i)))
+						want[k] = true
+					}
+				}
+				check()
+			}
+		})
 	}
 }

@@ -28,7 +28,17 @@ func TestIndex_AgainstMap(t *testing.T) {
 			continue
 		}
 		tag := rng.Uint32() & 0x3fff
-		x.Insert(tag, next)
+		if next%2 == 0 {
+			x.Insert(tag, next)
+		} else {
+			// Where a failed Find stopped, as state.Table inserts.
+			x.Prefetch(func(yield func(uint32) bool) { yield(tag) })
+			slot, _, ok := x.Find(tag, func(uint32) bool { return false })
+			if ok {
+				t.Fatal("Find matched nothing, yet reported a match")
+			}
+			x.InsertAt(slot, tag, next)
+		}
 		want[next] = tag
 		next++
 	}
