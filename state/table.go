@@ -217,13 +217,11 @@ func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, slot int, ok bool)
 func (t *Table) Prefetch(batch []follow.Record) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	t.index.Prefetch(func(yield func(uint32) bool) {
-		for i := range batch {
-			if !yield(uint32(batch[i].KeyHash())) {
-				return
-			}
-		}
-	})
+	var sum uint64
+	for i := range batch {
+		sum += t.index.Prefetch(uint32(batch[i].KeyHash()))
+	}
+	keyset.Prefetched(sum)
 }
 
 // Apply applies one record, last writer wins (PROTOCOL 5.2): a lower order

@@ -4,28 +4,39 @@
 // back from memory.
 package keyset
 
-import "iter"
-
 // Index maps keys to entry numbers by open addressing over 32-bit tags taken
 // from each key's hash. It stores 8 bytes a slot; the tag says where a slot
 // goes, and a tag match is confirmed by the caller comparing the key itself.
 //
-// A tag's home slot is taken from the top bits of a scrambled tag, so that
-// the slots keep their order when the index doubles: growing it reads the
-// old slots and writes the new ones in sequence, not at random.
+// A tag's home slot is its scrambled value scaled to the index's size, so
+// that the slots keep their order when the index grows: growing it reads
+// the old slots and writes the new ones in sequence, not at random. Any
+// size will do, so the index grows by half, not double, and holds 0.53 to
+// 0.8 entries a slot, not 0.375 to 0.75.
 type Index struct {
 	slots []uint64 // tag<<32 | entry+1; 0 is empty
-	shift uint8    // 32 - log2(len(slots))
 	n     int
 }
 
 const minSlots = 1 << 10
 
-func (x *Index) mask() uint32 { return uint32(len(x.slots) - 1) }
-
 // home is a tag's first slot. Multiplying by an odd constant spreads tags
-// that differ only in their low bits (Fibonacci hashing).
-func (x *Index) home(tag uint32) uint32 { return tag * 0x9e3779b9 >> x.shift }
+// that differ only in their low bits (Fibonacci hashing); the product's
+// top bits, scaled, pick the slot.
+func (x *Index) home(tag uint32) uint32 {
+	return uint32(uint64(tag*0x9e3779b9) * uint64(len(x.slots)) >> 32)
+}
+
+// next is the slot after p, wrapping around.
+func (x *Index) next(p uint32) uint32 {
+	if p++; int(p) == len(x.slots) {
+		return 0
+	}
+	return p
+}
+
+// full reports whether n entries need more slots than size.
+func full(n, size int) bool { return 5*n > 4*size }
 
 // Find returns the slot holding an entry with this tag for which same
 // reports true; ok is false if there is none, and then slot is where
@@ -34,8 +45,7 @@ func (x *Index) Find(tag uint32, same func(i uint32) bool) (slot int, i uint32, 
 	if len(x.slots) == 0 {
 		return -1, 0, false
 	}
-	m := x.mask()
-	for p := x.home(tag); ; p = (p + 1) & m {
+	for p := x.home(tag); ; p = x.next(p) {
 		s := x.slots[p]
 		if s == 0 {
 			return int(p), 0, false
@@ -46,20 +56,20 @@ func (x *Index) Find(tag uint32, same func(i uint32) bool) (slot int, i uint32, 
 	}
 }
 
-// Prefetch reads the home slots of these tags, so that the cache misses of
-// looking them up one by one later are taken together now, in parallel.
-func (x *Index) Prefetch(tags iter.Seq[uint32]) {
+// Prefetch reads the home slot of a tag, so that the cache misses of
+// looking up a batch of keys one by one are taken together first, in
+// parallel. The caller keeps the sum of what it returns (Prefetched), so
+// that the compiler cannot drop the reads.
+func (x *Index) Prefetch(tag uint32) uint64 {
 	if len(x.slots) == 0 {
-		return
+		return 0
 	}
-	var sum uint64
-	for tag := range tags {
-		sum += x.slots[x.home(tag)]
-	}
-	prefetched = sum
+	return x.slots[x.home(tag)]
 }
 
-// prefetched keeps the compiler from dropping Prefetch's reads.
+// Prefetched takes the sum of Prefetch's results.
+func Prefetched(sum uint64) { prefetched = sum }
+
 var prefetched uint64
 
 // Len is the number of entries.
@@ -82,7 +92,7 @@ func (x *Index) Insert(tag uint32, i uint32) { x.InsertAt(-1, tag, i) }
 // saves probing again; -1 is no slot.
 func (x *Index) InsertAt(slot int, tag uint32, i uint32) {
 	x.n++
-	if 4*x.n > 3*len(x.slots) {
+	if full(x.n, len(x.slots)) {
 		x.grow()
 		slot = -1
 	}
@@ -94,10 +104,9 @@ func (x *Index) InsertAt(slot int, tag uint32, i uint32) {
 }
 
 func (x *Index) place(tag uint32, i uint32) {
-	m := x.mask()
 	p := x.home(tag)
 	for x.slots[p] != 0 {
-		p = (p + 1) & m
+		p = x.next(p)
 	}
 	x.slots[p] = uint64(tag)<<32 | uint64(i+1)
 }
@@ -108,7 +117,10 @@ func (x *Index) place(tag uint32, i uint32) {
 // which costs a cache miss per key.
 func (x *Index) InsertAll(tags []uint32, first uint32) {
 	x.Reserve(x.n + len(tags))
-	bits := 32 - int(x.shift)
+	bits := 0
+	for 1<<bits < len(x.slots) {
+		bits++
+	}
 	// Sort by home slot: an LSD radix sort in 11-bit digits.
 	keys := make([]uint64, len(tags))
 	for i, tag := range tags {
@@ -143,23 +155,19 @@ func (x *Index) InsertAll(tags []uint32, first uint32) {
 // grow the index again.
 func (x *Index) Reserve(n int) {
 	size := max(minSlots, len(x.slots))
-	for 3*size < 4*n {
-		size *= 2
+	for full(n, size) {
+		size += size / 2
 	}
 	if size > len(x.slots) {
 		x.resize(size)
 	}
 }
 
-func (x *Index) grow() { x.resize(max(minSlots, 2*len(x.slots))) }
+func (x *Index) grow() { x.resize(max(minSlots, len(x.slots)+len(x.slots)/2)) }
 
 func (x *Index) resize(size int) {
 	old := x.slots
 	x.slots = make([]uint64, size)
-	x.shift = 32
-	for ; size > 1; size >>= 1 {
-		x.shift--
-	}
 	for _, s := range old {
 		if s != 0 {
 			x.place(uint32(s>>32), uint32(s)-1)
@@ -170,9 +178,8 @@ func (x *Index) resize(size int) {
 // Delete empties a slot, moving later slots of the same probe run back so
 // that every key stays reachable from its home slot.
 func (x *Index) Delete(slot int) {
-	m := x.mask()
 	i := uint32(slot)
-	for j := (i + 1) & m; x.slots[j] != 0; j = (j + 1) & m {
+	for j := x.next(i); x.slots[j] != 0; j = x.next(j) {
 		home := x.home(uint32(x.slots[j] >> 32))
 		// Move j back to i unless its home lies cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {

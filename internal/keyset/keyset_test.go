@@ -32,7 +32,7 @@ func TestIndex_AgainstMap(t *testing.T) {
 			x.Insert(tag, next)
 		} else {
 			// Where a failed Find stopped, as state.Table inserts.
-			x.Prefetch(func(yield func(uint32) bool) { yield(tag) })
+			Prefetched(x.Prefetch(tag))
 			slot, _, ok := x.Find(tag, func(uint32) bool { return false })
 			if ok {
 				t.Fatal("Find matched nothing, yet reported a match")
@@ -112,5 +112,33 @@ func TestIndex_InsertAll(t *testing.T) {
 	}
 	if _, _, ok := x.Find(7, func(j uint32) bool { return j == 0 }); !ok {
 		t.Fatal("entry 0 lost")
+	}
+}
+
+// InsertAll, onto an index that already holds many entries, with many
+// shared tags, leaves every entry findable.
+func TestIndex_InsertAllOntoEntries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 700, 5000, 40_000} {
+		var x Index
+		tags := make([]uint32, 0, 2*n)
+		for i := range n {
+			tags = append(tags, rng.Uint32())
+			x.Insert(tags[i], uint32(i))
+		}
+		more := make([]uint32, n)
+		for i := range more {
+			more[i] = rng.Uint32() & 0xffff // many shared tags
+		}
+		x.InsertAll(more, uint32(n))
+		tags = append(tags, more...)
+		if x.Len() != len(tags) {
+			t.Fatalf("n=%d: Len %d, want %d", n, x.Len(), len(tags))
+		}
+		for i, tag := range tags {
+			if _, _, ok := x.Find(tag, func(j uint32) bool { return j == uint32(i) }); !ok {
+				t.Fatalf("n=%d: entry %d (tag %x) not found among %d slots", n, i, tag, len(x.slots))
+			}
+		}
 	}
 }
