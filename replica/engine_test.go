@@ -532,3 +532,34 @@ func TestEngine_StaleUpdateAfterResyncSweep(t *testing.T) {
 		})
 	}
 }
+
+// A run that receives nothing new (only the records at the cursor again, as
+// since is inclusive) must not read the snapshot into memory: a cron job's
+// no-op run of a large replica costs next to nothing.
+func TestFile_NothingNewLeavesSnapshotUnread(t *testing.T) {
+	srv := finite(t, numbered(3)...)
+	out := filepath.Join(t.TempDir(), "r.jsonl")
+	if _, err := syncOnce(t, srv.URL+"/", out, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := OpenFile(ctx, out, FileOptions{Perm: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, err := New(ctx, Config{Follow: follow.Config{URL: srv.URL + "/", Idle: 100 * time.Millisecond}, Store: store, MaxDelete: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Requests()) < 2 {
+		t.Fatal("the second run asked the endpoint nothing")
+	}
+	if store.loaded {
+		t.Error("a run with nothing new read the snapshot")
+	}
+}

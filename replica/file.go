@@ -274,11 +274,13 @@ func (t fileTable) Apply(r *follow.Record) (state.Op, error) {
 	return t.s.table.Apply(r), nil
 }
 
+// Prefetch readies a loaded table. It never loads one: the batch may be
+// only records the follower drops (those at the cursor, sent again), and a
+// run with nothing new must not read the snapshot.
 func (t fileTable) Prefetch(batch []follow.Record) error {
-	if err := t.s.ensure(); err != nil {
-		return err
+	if t.s.loaded {
+		t.s.table.Prefetch(batch)
 	}
-	t.s.table.Prefetch(batch)
 	return nil
 }
 

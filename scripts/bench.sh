@@ -49,20 +49,56 @@ go build -o "$dir/parsefloor" ./internal/parsefloor
 echo "$N records, $bytes bytes, from $url"
 measure "curl > /dev/null" "curl -s $url/0 > /dev/null"
 measure "curl | jq -c . > /dev/null" "curl -s $url/0 | jq -c . > /dev/null"
-measure "lockstep tail --once > /dev/null" "$bin tail --once $url/ > /dev/null"
 rm -f "$dir"/replica.jsonl*
-measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
+"$bin" sync "$url/" --out "$dir/replica.jsonl" 2>/dev/null
 measure "lockstep sync (restart, nothing new)" "$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
-measure "parse only (fastjson, the three fields)" "$dir/parsefloor $url/0"
 
-awk -v n="$N" -v bytes="$bytes" -F'\t' '
-	{ t[NR] = $2; m[NR] = $3; c[NR] = $4 }
+# The floor, tail and sync in alternated rounds: the machine's speed drifts
+# (it is shared), so each ratio is taken within a round and the median of
+# the rounds reported.
+ROUNDS=${LOCKSTEP_BENCH_ROUNDS:-7}
+rounds=$(mktemp)
+for _ in $(seq "$ROUNDS"); do
+	for name in floor tail sync; do
+		case $name in
+		floor) cmd="$dir/parsefloor $url/0" ;;
+		tail) cmd="$bin tail --once $url/ > /dev/null" ;;
+		sync) cmd="rm -f $dir/replica.jsonl*; $bin sync $url/ --out $dir/replica.jsonl 2>/dev/null" ;;
+		esac
+		echo "$name $(/usr/bin/time -f '%e %M %U %S' bash -c "$cmd" 2>&1 >/dev/null | tail -1)" >>"$rounds"
+	done
+done
+awk -v n="$N" -v bytes="$bytes" -v rounds="$ROUNDS" -v jq="${results[1]}" '
+	function median(a, k,   i, j, t) {
+		for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return k % 2 ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
+	}
+	{ r = int((NR - 1) / 3) + 1; t[$1, r] = $2; m[$1, r] = $3; c[$1, r] = $4 + $5 }
 	END {
-		printf "\ntail: %.0f records/s, %.1fx faster than curl | jq, %.0f bytes of memory per key\n", n / t[3], t[2] / t[3], m[3] * 1024 / n
-		printf "sync: %.2fx the time of tail --once, peak memory %.2fx the snapshot size\n", t[4] / t[3], m[4] * 1024 / bytes
-		printf "sync restart with nothing new: %.2f s, %.2f s of cpu\n", t[5], c[5]
-		printf "tail --once: %.2fx the time of parsing alone (fastjson)\n", t[3] / t[6]
-	}' < <(printf '%s\n' "${results[@]}")
+		split(jq, j, "\t")
+		for (r = 1; r <= rounds; r++) {
+			ft[r] = t["floor", r]; tt[r] = t["tail", r]; st[r] = t["sync", r]
+			fc[r] = c["floor", r]; tc[r] = c["tail", r]; sc[r] = c["sync", r]
+			tm[r] = m["tail", r]; sm[r] = m["sync", r]
+			r1[r] = t["tail", r] / t["floor", r]; r2[r] = t["sync", r] / t["tail", r]; r3[r] = c["tail", r] / c["floor", r]
+		}
+		printf "\nmedians of %d alternated rounds:\n", rounds
+		printf "%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n", "parse only (fastjson, the three fields)", median(ft, rounds), median(fc, rounds), m["floor", 1]
+		printf "%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n", "lockstep tail --once > /dev/null", median(tt, rounds), median(tc, rounds), median(tm, rounds)
+		printf "%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n", "lockstep sync (from 0, to a snapshot)", median(st, rounds), median(sc, rounds), median(sm, rounds)
+		tail = median(tt, rounds)
+		printf "\ntail --once: %.2fx the time of parsing alone (fastjson), %.2fx its cpu; %.0f records/s, %.1fx faster than curl | jq\n", median(r1, rounds), median(r3, rounds), n / tail, j[2] / tail
+		printf "tail: %.0f bytes of memory per key\n", median(tm, rounds) * 1024 / n
+		printf "sync: %.2fx the time of tail --once, peak memory %.2fx the snapshot size\n", median(r2, rounds), median(sm, rounds) * 1024 / bytes
+	}' "$rounds"
+rm -f "$rounds"
+
+# Latency, endpoint write -> tail stdout, against the transport's own floor
+# (a plain HTTP client reading the same endless response), 2,000 changes.
+go test -run '^$' -bench 'TailLatency' -benchtime 1x . | awk '
+	/TailLatency\/transport/ { for (i = 1; i <= NF; i++) if ($i == "p99-ms") tp = $(i-1) }
+	/TailLatency\/tail/ { for (i = 1; i <= NF; i++) { if ($i == "p99-ms") lp = $(i-1); if ($i == "p50-ms") l50 = $(i-1) } }
+	END { printf "latency, endpoint write -> tail stdout: p50 %.2f ms, p99 %.2f ms (%.2fx the transport floor p99 %.2f ms)\n\n", l50, lp, lp / tp, tp }'
 
 # sync --follow on the 1,000,000-record table while it receives 1,000
 # changes a second for 20 s: the share of time spent writing snapshots.
