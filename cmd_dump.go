@@ -53,10 +53,10 @@ Examples:
 }
 
 func runDump(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("dump: want one FILE or URL argument, got %d (see lockstep dump --help)", c.NArg())
+	arg, err := oneArg(c, "FILE or URL")
+	if err != nil {
+		return err
 	}
-	arg := c.Args().First()
 	if err := checkDumpArg(c, arg); err != nil {
 		return err
 	}

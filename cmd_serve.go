@@ -43,10 +43,10 @@ Examples:
 }
 
 func runServe(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("serve: want one FILE argument, got %d (see lockstep serve --help)", c.NArg())
+	path, err := oneArg(c, "FILE")
+	if err != nil {
+		return err
 	}
-	path := c.Args().First()
 	if strings.TrimSpace(path) == "" {
 		return flagError(c, "the FILE argument is empty; want the JSON lines file to serve")
 	}

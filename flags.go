@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -230,16 +231,31 @@ func badRecords(c *cli.Context) replica.BadRecords {
 	return replica.FailOnBadRecord
 }
 
+// oneArg returns a command's one argument, what it is called in the
+// usage error if there is not exactly one. A "--" that ends the flags is
+// not an argument (urfave/cli keeps one that follows an argument).
+func oneArg(c *cli.Context, what string) (string, error) {
+	args := c.Args().Slice()
+	if i := slices.Index(args, "--"); i >= 0 {
+		args = slices.Delete(slices.Clone(args), i, i+1)
+	}
+	if len(args) != 1 {
+		return "", usagef("%s: want one %s argument, got %d (see lockstep %s --help)", c.Command.Name, what, len(args), c.Command.Name)
+	}
+	return args[0], nil
+}
+
 // urlArg returns the one URL argument, refusing at once one that no
 // retry could reach (checkURL).
 func urlArg(c *cli.Context) (string, error) {
-	if c.NArg() != 1 {
-		return "", usagef("%s: want one URL argument, got %d (see lockstep %s --help)", c.Command.Name, c.NArg(), c.Command.Name)
+	url, err := oneArg(c, "URL")
+	if err != nil {
+		return "", err
 	}
-	if err := checkURL(c.Args().First()); err != nil {
+	if err := checkURL(url); err != nil {
 		return "", flagError(c, "%v", err)
 	}
-	return c.Args().First(), nil
+	return url, nil
 }
 
 func isTerminal(w io.Writer) bool {
