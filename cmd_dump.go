@@ -218,6 +218,9 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 	if err != nil {
 		return nil, err
 	}
+	// A snapshot is read with the fields its checkpoint names; a flag that
+	// names another would only make its records look damaged.
+	var mismatch error
 	t, cp, err := replica.ReadFile(path, func(cp *state.Checkpoint) follow.DecoderOptions {
 		if cp != nil {
 			for _, f := range []struct {
@@ -225,13 +228,20 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 				field    *string
 				recorded string
 			}{{"key", &fields.Key, cp.Key}, {"order-by", &fields.OrderBy, cp.OrderBy}, {"deleted-field", &fields.Deleted, cp.Deleted}} {
-				if !c.IsSet(f.flag) && f.recorded != "" {
-					*f.field = f.recorded
+				if f.recorded == "" {
+					continue
 				}
+				if c.IsSet(f.flag) && *f.field != f.recorded && mismatch == nil {
+					mismatch = usagef("it was written with --%s %s, not %s (drop --%s)", f.flag, f.recorded, *f.field, f.flag)
+				}
+				*f.field = f.recorded
 			}
 		}
 		return *fields
 	})
+	if mismatch != nil {
+		return nil, mismatch
+	}
 	if err != nil {
 		return nil, storeAdvice(err, "lockstep sync --resync to rebuild it")
 	}

@@ -631,3 +631,25 @@ func TestServe_LogFlags(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot is read with the fields its checkpoint names: a flag that
+// names another is refused, saying which the file was written with.
+func TestDump_FieldsOtherThanTheCheckpoints(t *testing.T) {
+	src := finiteServer([]byte(line(1, 10) + line(2, 20)))
+	defer src.Close()
+	out := filepath.Join(t.TempDir(), "r.jsonl")
+	if _, stderr, code := runApp(t, "sync", "--out", out, src.URL+"/"); code != 0 {
+		t.Fatalf("sync: exit %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{{"--key", "name"}, {"--order-by", "ts"}, {"--deleted-field", "gone"}} {
+		_, stderr, code := runApp(t, append(append([]string{"dump"}, args...), out)...)
+		flag, value := args[0], args[1]
+		want := fmt.Sprintf("was written with %s %s, not %s (drop %s)", flag, map[string]string{"--key": "id", "--order-by": "updated_at", "--deleted-field": "deleted_at"}[flag], value, flag)
+		if code != exitUsage || !strings.Contains(stderr, want) {
+			t.Errorf("dump %s: exit %d %q, want %d and %q", args, code, stderr, exitUsage, want)
+		}
+	}
+	if stdout, stderr, code := runApp(t, "dump", "--key", "id", out); code != 0 || strings.Count(stdout, "\n") != 2 {
+		t.Errorf("dump --key id (the checkpoint's): exit %d %q %q", code, stdout, stderr)
+	}
+}
