@@ -33,8 +33,7 @@ Examples:
    lockstep check http://127.0.0.1:4567/servers/
    lockstep check --format json --since-param since 'https://h/servers?region=eu' | jq '.results[] | select(.status == "FAIL")'`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: commandEnv("check", "format"), Category: "Output",
-			Action: oneOf("format", "text", "json", "table", "auto")},
+		choice(&cli.StringFlag{Name: "format", Value: "text", Usage: "text (a line per probe; table and auto: the same) or json (for CI)", EnvVars: commandEnv("check", "format"), Category: "Output"}, "text", "json", "table", "auto"),
 		&cli.DurationFlag{Name: "timeout", Value: check.DefaultTimeout, Usage: "give up after this long in all", EnvVars: env("timeout"), Action: positive("timeout")},
 		&cli.StringFlag{Name: "max-bytes", Value: "8MiB", Usage: "read at most this much of each response", EnvVars: env("max-bytes")},
 		&cli.DurationFlag{Name: "max-silence", Value: check.DefaultMaxSilence, Usage: "longest an endless response may send nothing", EnvVars: env("max-silence"), Action: positive("max-silence")},

@@ -39,11 +39,9 @@ Examples:
    lockstep dump --max-age 5m servers.jsonl > /dev/null || alert "replica is stale"
    lockstep dump --sort order http://h/servers/`,
 	Flags: append(append([]cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: commandEnv("dump", "format"), Category: "Output",
-			Action: oneOf("format", "auto", "json", "table", "text", "csv", "tsv")},
+		choice(&cli.StringFlag{Name: "format", Value: "auto", Usage: "json (record bytes), table (text: the same), csv, tsv, or auto (table on a terminal)", EnvVars: commandEnv("dump", "format"), Category: "Output"}, "auto", "json", "table", "text", "csv", "tsv"),
 		&cli.StringFlag{Name: "fields", Usage: "only these `NAMES` (comma-separated, such as id,ip,port), in this order", EnvVars: env("fields"), Category: "Output"},
-		&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output",
-			Action: oneOf("sort", "key", "order")},
+		choice(&cli.StringFlag{Name: "sort", Value: "key", Usage: "key or order", EnvVars: env("sort"), Category: "Output"}, "key", "order"),
 		&cli.DurationFlag{Name: "max-age", Usage: "fail unless the replica's checkpoint caught up within this long (a duration such as 5m)", EnvVars: env("max-age"),
 			Action: positive("max-age")},
 		colorFlag,

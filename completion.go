@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -45,6 +46,33 @@ _lockstep() {
 }
 compdef _lockstep lockstep
 `
+
+// completing reports a command line that asks for completions.
+func completing(args []string) bool {
+	return len(args) > 1 && args[len(args)-1] == "--generate-bash-completion"
+}
+
+// flagValues returns the values that may follow the last word of a
+// command line being completed, when it is a flag made by choice
+// (lockstep tail --format <TAB>).
+func flagValues(app *cli.App, args []string) ([]string, bool) {
+	if len(args) < 4 {
+		return nil, false
+	}
+	cmd := app.Command(args[1])
+	prev := args[len(args)-2]
+	if cmd == nil || len(prev) < 2 || prev[0] != '-' || strings.Contains(prev, "=") {
+		return nil, false
+	}
+	name := strings.TrimLeft(prev, "-")
+	for _, f := range cmd.Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && slices.Contains(sf.Names(), name) {
+			values, ok := choices[sf]
+			return values, ok
+		}
+	}
+	return nil, false
+}
 
 // longAlias is a fish -s option of more than one letter.
 var longAlias = regexp.MustCompile(` -s ([[:alnum:]][[:alnum:]-]+)`)

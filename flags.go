@@ -31,6 +31,17 @@ func commandEnv(command, name string) []string {
 	return env(command + "-" + name)
 }
 
+// choice makes f accept only the listed values, which shell completion
+// offers after it.
+func choice(f *cli.StringFlag, values ...string) *cli.StringFlag {
+	f.Action = oneOf(f.Name, values...)
+	choices[f] = values
+	return f
+}
+
+// choices are the values of each flag made by choice.
+var choices = map[*cli.StringFlag][]string{}
+
 // oneOf is a flag Action that accepts only the listed values.
 func oneOf(name string, values ...string) func(*cli.Context, string) error {
 	return func(c *cli.Context, v string) error {
@@ -213,11 +224,9 @@ func parseSize(s string) (int, error) {
 
 // onBadRecordFlag: what to do with a bad record (PROTOCOL 7).
 func onBadRecordFlag(def string) cli.Flag {
-	return &cli.StringFlag{
+	return choice(&cli.StringFlag{
 		Name: "on-bad-record", Value: def, EnvVars: env("on-bad-record"), Category: "Records",
-		Usage:  "fail (stop), warn (say so on stderr and go on) or skip (go on quietly)",
-		Action: oneOf("on-bad-record", "fail", "warn", "skip"),
-	}
+		Usage: "fail (stop), warn (say so on stderr and go on) or skip (go on quietly)"}, "fail", "warn", "skip")
 }
 
 // badRecords maps --on-bad-record to the engine's policy.

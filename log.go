@@ -17,8 +17,7 @@ import (
 var logFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "say nothing on stderr unless something changed or went wrong (for cron)", EnvVars: env("quiet"), Category: "Logging"},
 	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show each request and response (method, URL, status, headers, bytes, time; credentials redacted)", EnvVars: env("verbose"), Category: "Logging"},
-	&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text (a timestamp on each line unless stderr is a terminal) or json (one object a line)", EnvVars: env("log-format"), Category: "Logging",
-		Action: oneOf("log-format", "text", "json")},
+	choice(&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text (a timestamp on each line unless stderr is a terminal) or json (one object a line)", EnvVars: env("log-format"), Category: "Logging"}, "text", "json"),
 }
 
 // A logger is lockstep's voice on stderr. Every message goes through

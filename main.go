@@ -124,7 +124,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp(os.Stdout, os.Stderr)
 	app.Metadata[rawArgsKey] = os.Args
-	err := app.RunContext(ctx, flagsFirst(app, os.Args))
+	args := flagsFirst(app, os.Args)
+	if completing(args) {
+		if values, ok := flagValues(app, args); ok {
+			fmt.Println(strings.Join(values, "\n"))
+			os.Exit(0)
+		}
+		// urfave/cli's completion reads os.Args: it must see them as run,
+		// log flags after the command.
+		os.Args = args
+	}
+	err := app.RunContext(ctx, args)
 	stop()
 	os.Exit(exitCode(err, commandLogger(app)))
 }

@@ -210,6 +210,9 @@ func TestCompletion_Golden(t *testing.T) {
 		{"sync", "--o", "--generate-bash-completion"},
 		{"completion", "--generate-bash-completion"},
 		{"--log-format", "json", "sync", "--re", "--generate-bash-completion"},
+		{"tail", "--format", "--generate-bash-completion"},
+		{"dump", "--on-bad-record", "--generate-bash-completion"},
+		{"-q", "--generate-bash-completion"},
 	} {
 		// urfave/cli's completion reads os.Args, so it runs the binary.
 		stdout, stderr, code := runBinary(t, nil, args...)

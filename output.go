@@ -121,11 +121,9 @@ func restOf(rec []byte, f follow.DecoderOptions) string {
 }
 
 // colorFlag: --color auto|always|never.
-var colorFlag = &cli.StringFlag{
+var colorFlag = choice(&cli.StringFlag{
 	Name: "color", Value: "auto", EnvVars: env("color"), Category: "Output",
-	Usage:  "colour the terminal format: auto (a terminal, unless NO_COLOR or TERM=dumb), always, never",
-	Action: oneOf("color", "auto", "always", "never"),
-}
+	Usage: "colour the terminal format: auto (a terminal, unless NO_COLOR or TERM=dumb), always, never"}, "auto", "always", "never")
 
 // applyColor sets fatih/color's switch once, before any output.
 func applyColor(c *cli.Context, stdout io.Writer) {
