@@ -135,6 +135,16 @@ Examples:
 		// the texts are escaped on a copy of the app.
 		doc := *c.App
 		doc.Description = markdownText.Replace(doc.Description)
+		// urfave/cli's page gives a command its usage line and flags:
+		// add its synopsis and its description, examples included.
+		doc.Commands = nil
+		for _, cmd := range c.App.Commands {
+			page := *cmd
+			if cmd.Description != "" {
+				page.Usage = fmt.Sprintf("%s\n\n**lockstep %s** [OPTIONS] %s\n\n%s", cmd.Usage, cmd.Name, cmd.ArgsUsage, manDescription(cmd.Description))
+			}
+			doc.Commands = append(doc.Commands, &page)
+		}
 		var s string
 		var err error
 		if c.Bool("markdown") {
@@ -144,6 +154,12 @@ Examples:
 		}
 		if err != nil {
 			return fmt.Errorf("man: %w", err)
+		}
+		if !c.Bool("markdown") {
+			// The commands are subsections of COMMANDS, not sections.
+			if i := strings.Index(s, "\n.SH COMMANDS\n"); i >= 0 {
+				s = s[:i+1] + strings.ReplaceAll(s[i+1:], "\n.SH ", "\n.SS ")
+			}
 		}
 		for _, sec := range manSections {
 			if c.Bool("markdown") {
@@ -166,6 +182,25 @@ An --on-change command gets LOCKSTEP_INSERTS, LOCKSTEP_UPDATES, LOCKSTEP_DELETES
 1: a failure: the endpoint refused or failed for longer than --retry-for, a bad record, a refused resync (--max-delete), a file or database error, a plain sync interrupted before it caught up (its files stay as they were); check found a FAIL.
 
 2: a usage error: a flag, argument or environment value that no retry can make right. Nothing was done.`},
+}
+
+// manDescription is a command's description as Markdown: its text
+// escaped, its examples (indented under "Examples:") a code block, left
+// as they are typed.
+func manDescription(d string) string {
+	text, examples, ok := strings.Cut(d, "Examples:\n")
+	if !ok {
+		return markdownText.Replace(d)
+	}
+	lines := strings.Split(examples, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "   ") {
+			lines[i] = " " + l
+		} else {
+			lines[i] = markdownText.Replace(l)
+		}
+	}
+	return markdownText.Replace(text) + "Examples:\n\n" + strings.Join(lines, "\n")
 }
 
 // markdownText escapes what Markdown would take for markup in plain text.

@@ -580,6 +580,15 @@ func TestMan_Page(t *testing.T) {
 	if n := strings.Count(stdout, "help, h\n"); n != 1 {
 		t.Errorf("%d sections for help, want 1", n)
 	}
+	// Each command is a subsection with its synopsis and its examples.
+	for _, want := range []string{".SS tail", ".SS sync", `lockstep sync\fP [OPTIONS] URL`, "lockstep sync --follow --metrics :9100 --log-format json", ".SH ENVIRONMENT"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in the man page", want)
+		}
+	}
+	if strings.Contains(stdout, ".SH tail") {
+		t.Error("the tail command is a section of its own, not a subsection of COMMANDS")
+	}
 	md, _, _ := runApp(t, "man", "--markdown")
 	if !strings.Contains(md, `LOCKSTEP_\<FLAG\>`) || strings.Count(md, "help, h\n") != 1 {
 		t.Errorf("markdown: the angle brackets not escaped, or help twice:\n%.2000s", md)
