@@ -4,6 +4,8 @@
 // back from memory.
 package keyset
 
+import "sync/atomic"
+
 // Index maps keys to entry numbers by open addressing over 32-bit tags taken
 // from each key's hash. It stores 8 bytes a slot; the tag says where a slot
 // goes, and a tag match is confirmed by the caller comparing the key itself.
@@ -68,9 +70,10 @@ func (x *Index) Prefetch(tag uint32) uint64 {
 }
 
 // Prefetched takes the sum of Prefetch's results.
-func Prefetched(sum uint64) { prefetched = sum }
+func Prefetched(sum uint64) { prefetched.Store(sum) }
 
-var prefetched uint64
+// prefetched is atomic because tables on many goroutines prefetch.
+var prefetched atomic.Uint64
 
 // Len is the number of entries.
 func (x *Index) Len() int { return x.n }
