@@ -56,12 +56,17 @@ func (r *Record) KeyHash() uint64 {
 // once per record.
 func (r *Record) plainOrder() bool {
 	if r.plain == 0 {
-		r.plain = -1
-		if isPlain(r.Order) {
-			r.plain = 1
-		}
+		r.plain = plainFlag(r)
 	}
 	return r.plain > 0
+}
+
+// plainFlag is the value of Record.plain for r.
+func plainFlag(r *Record) int8 {
+	if isPlain(r.Order) {
+		return 1
+	}
+	return -1
 }
 
 // KeyHash hashes a key's JSON text as Record.KeyHash does.

@@ -27,6 +27,7 @@ type recPos struct {
 	kOff, kLen    uint32 // within the record
 	oOff, oLen    uint32
 	deleted       bool
+	plain         int8 // Record.plain, worked out here, off the applying goroutine
 	streamOffset  int64
 	hash, keyHash uint64
 }
@@ -42,6 +43,7 @@ func (b *batch) record(i int, r *Record) {
 		Offset:  p.streamOffset,
 		digest:  p.hash,
 		keyHash: p.keyHash,
+		plain:   p.plain,
 	}
 }
 
@@ -141,7 +143,7 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 				kOff: uint32(offsetIn(rec.Bytes, rec.Key)), kLen: uint32(len(rec.Key)),
 				oOff: uint32(offsetIn(rec.Bytes, rec.Order)), oLen: uint32(len(rec.Order)),
 				deleted: rec.Deleted, streamOffset: rec.Offset,
-				hash: rec.Digest(), keyHash: rec.KeyHash(),
+				hash: rec.Digest(), keyHash: rec.KeyHash(), plain: plainFlag(rec),
 			})
 			if len(cur.buf) >= batchBytes {
 				if !send() || !get() {
