@@ -92,6 +92,11 @@ func FuzzCompareOrder(f *testing.F) {
 		if got, want := Order(a).Compare(Order(b)), ra.Cmp(rb); got != want {
 			t.Fatalf("Compare(%s, %s) = %d, big.Rat says %d", a, b, got, want)
 		}
+		// The follower's shortcut for plain integers must agree.
+		ab, bb := []byte(a), []byte(b)
+		if got, want := compareKnown(ab, isPlain(ab), bb, isPlain(bb)), ra.Cmp(rb); got != want {
+			t.Fatalf("compareKnown(%s, %s) = %d, big.Rat says %d", a, b, got, want)
+		}
 	})
 }
 
