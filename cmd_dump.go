@@ -230,7 +230,12 @@ func dumpFile(c *cli.Context, path string, fields *follow.DecoderOptions) (*stat
 					continue
 				}
 				if c.IsSet(f.flag) && *f.field != f.recorded && mismatch == nil {
-					mismatch = usagef("it was written with --%s %s, not %s (drop --%s)", f.flag, f.recorded, *f.field, f.flag)
+					fix := "drop --" + f.flag
+					if src := flagSource(c, f.flag); !strings.HasPrefix(src, "--") {
+						name, _, _ := strings.Cut(src, "=")
+						fix = "unset " + name
+					}
+					mismatch = usagef("it was written with --%s %s, not %s (%s)", f.flag, f.recorded, *f.field, fix)
 				}
 				*f.field = f.recorded
 			}

@@ -365,6 +365,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"dump", src, "--", "x"}, 2, "want one FILE or URL argument, got 2"},
 		{[]string{"serve", src, "--", "x"}, 2, "want one FILE argument, got 2"},
 		{[]string{"tail", "--once", "--retry-for", "0", "http://127.0.0.1:1/", "--"}, 1, "connection refused"},
+		// After a "--" that ended the flags, a "--" is an argument.
+		{[]string{"dump", "--", "--", src}, 2, "want one FILE or URL argument, got 2"},
+		{[]string{"tail", "--", "http://127.0.0.1:1/", "--"}, 2, "want one URL argument, got 2"},
 		{[]string{"tail", "--no-such-flag", "http://x/"}, 2, "no-such-flag"},
 		{[]string{"tail", "--on-bad-record", "maybe", "http://x/"}, 2, "must be one of"},
 		{[]string{"tail", "ftp://x/"}, 2, "scheme"},

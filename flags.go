@@ -242,10 +242,16 @@ func badRecords(c *cli.Context) replica.BadRecords {
 
 // oneArg returns a command's one argument, what it is called in the
 // usage error if there is not exactly one. A "--" that ends the flags is
-// not an argument (urfave/cli keeps one that follows an argument).
+// not an argument: the flag parser drops one before every argument, but
+// keeps one that follows an argument (tail URL -- -q), which is dropped
+// here unless the command line had a "--" that the parser took already.
 func oneArg(c *cli.Context, what string) (string, error) {
 	args := c.Args().Slice()
-	if i := slices.Index(args, "--"); i >= 0 {
+	raw, _ := c.App.Metadata[rawArgsKey].([]string)
+	count := func(s []string) int {
+		return len(slices.DeleteFunc(slices.Clone(s), func(a string) bool { return a != "--" }))
+	}
+	if i := slices.Index(args, "--"); i > 0 && count(raw) <= count(args) {
 		args = slices.Delete(slices.Clone(args), i, i+1)
 	}
 	if len(args) != 1 {

@@ -664,4 +664,8 @@ func TestDump_FieldsOtherThanTheCheckpoints(t *testing.T) {
 	if stdout, stderr, code := runApp(t, "dump", "--key", "id", out); code != 0 || strings.Count(stdout, "\n") != 2 {
 		t.Errorf("dump --key id (the checkpoint's): exit %d %q %q", code, stdout, stderr)
 	}
+	// In a process of its own: the app's flags keep what the environment set.
+	if _, stderr, code := runBinary(t, map[string]string{"LOCKSTEP_ORDER_BY": "ts"}, "dump", out); code != exitUsage || !strings.Contains(stderr, "not ts (unset LOCKSTEP_ORDER_BY)") {
+		t.Errorf("LOCKSTEP_ORDER_BY=ts dump: exit %d %q", code, stderr)
+	}
 }

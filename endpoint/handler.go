@@ -210,17 +210,13 @@ func (s *stream) start() {
 	s.bw = bufio.NewWriterSize(out, 256<<10)
 }
 
-// A checkedSource is a Source whose records were parsed when it stored
-// them (Server): it hands each one over with its order value and
-// tombstone flag, so that a Handler need not parse every record again.
-type checkedSource interface {
-	checkedChanges(ctx context.Context, since follow.Order, fn func(rec, order []byte, deleted bool) error) error
-}
-
-// changes sends the Source's changes since the cursor.
+// changes sends the Source's changes since the cursor. A Server's records
+// were parsed when it stored them: served as itself (not embedded in a type
+// that may override Changes) and with the same fields, they go out with
+// what it parsed, not parsed again.
 func (s *stream) changes(ctx context.Context, since follow.Order, omitTombstones bool) error {
-	if cs, ok := s.h.src.(checkedSource); ok {
-		return cs.checkedChanges(ctx, since, func(rec, order []byte, deleted bool) error {
+	if srv, ok := s.h.src.(*Server); ok && srv.opts.Fields == s.h.opts.Fields {
+		return srv.parsedChanges(ctx, since, func(rec, order []byte, deleted bool) error {
 			return s.sendRecord(rec, order, deleted, omitTombstones)
 		})
 	}

@@ -118,3 +118,57 @@ func TestHandler_CursorsAndGzip(t *testing.T) {
 		t.Errorf("gzip;q=0: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
 	}
 }
+
+// filtered embeds a Server and overrides Changes, as a Source that hides,
+// transforms or breaks records would.
+type filtered struct{ *endpoint.Server }
+
+func (f filtered) Changes(ctx context.Context, since follow.Order, fn func([]byte) error) error {
+	return f.Server.Changes(ctx, since, func(rec []byte) error {
+		if strings.Contains(string(rec), `"secret"`) {
+			return nil
+		}
+		return fn(rec)
+	})
+}
+
+// A Handler serves what its Source's Changes gives, read with the
+// Handler's own fields, even when the Source is, or embeds, a Server that
+// parsed its records already.
+func TestHandler_ServerShortcutOnlyForItself(t *testing.T) {
+	s := endpoint.New(endpoint.Options{})
+	for _, r := range []string{
+		`{"id":1,"updated_at":10,"deleted_at":null}`,
+		`{"id":2,"updated_at":20,"deleted_at":null,"secret":"x"}`,
+		`{"id":3,"updated_at":30,"deleted_at":null,"gone":true}`,
+	} {
+		if err := s.Append([]byte(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		src  endpoint.Source
+		opts endpoint.Options
+		want string // the ids sent from cursor 0
+	}{
+		{"the server", s, endpoint.Options{}, "1 2 3"},
+		{"a source that embeds it", filtered{s}, endpoint.Options{}, "1 3"},
+		{"other fields", s, endpoint.Options{Fields: follow.DecoderOptions{Deleted: "gone"}}, "1 2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Finite = true
+			srv := httptest.NewServer(endpoint.NewHandler(tt.src, tt.opts))
+			defer srv.Close()
+			resp := get(t, context.Background(), srv.URL+"/x/0")
+			b, _ := io.ReadAll(resp.Body)
+			var ids []string
+			for _, l := range strings.Fields(string(b)) {
+				ids = append(ids, l[len(`{"id":`):strings.Index(l, ",")])
+			}
+			if got := strings.Join(ids, " "); got != tt.want {
+				t.Errorf("sent ids %q, want %q:\n%s", got, tt.want, b)
+			}
+		})
+	}
+}
