@@ -365,6 +365,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"dump", src, "--", "x"}, 2, "want one FILE or URL argument, got 2"},
 		{[]string{"serve", src, "--", "x"}, 2, "want one FILE argument, got 2"},
 		{[]string{"tail", "--once", "--retry-for", "0", "http://127.0.0.1:1/", "--"}, 1, "connection refused"},
+		// A --user without a colon is a password forgotten, or a token
+		// given without its user: refused, and never shown.
+		{[]string{"tail", "--user", "s3cret-token", "http://127.0.0.1:1/"}, 2, "--user: want USER:PASS, with a colon (USER: for an empty password)"},
 		// After a "--" that ended the flags, a "--" is an argument.
 		{[]string{"dump", "--", "--", src}, 2, "want one FILE or URL argument, got 2"},
 		{[]string{"tail", "--", "http://127.0.0.1:1/", "--"}, 2, "want one URL argument, got 2"},
@@ -379,9 +382,14 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := lockstep(t, tt.args...)
-		if r.code != tt.code || !strings.Contains(r.stderr, tt.msg) {
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.msg) || strings.Contains(r.stderr, "s3cret") {
 			t.Errorf("%v: exit %d stderr %q, want %d and %q", tt.args, r.code, r.stderr, tt.code, tt.msg)
 		}
+	}
+	cmd := exec.Command(binary, "tail", "http://127.0.0.1:1/")
+	cmd.Env = append(os.Environ(), "LOCKSTEP_USER=s3cret-token")
+	if out, err := cmd.CombinedOutput(); !strings.Contains(string(out), "LOCKSTEP_USER: want USER:PASS") || strings.Contains(string(out), "s3cret") {
+		t.Errorf("LOCKSTEP_USER without a colon: %v %q", err, out)
 	}
 	if r := lockstep(t, "--version"); r.code != 0 || !strings.Contains(r.stdout, "lockstep version") {
 		t.Errorf("--version: %d %q", r.code, r.stdout)

@@ -131,6 +131,13 @@ func followConfig(c *cli.Context, rawURL string) (follow.Config, error) {
 	if err != nil {
 		return cfg, flagError(c, "%s: %v", valueSource(c, "max-record-size", c.String("max-record-size")), sizeError)
 	}
+	// A --user without a colon is a password forgotten, or a token given
+	// without its user: sending it as a user with no password would fail
+	// in a way that says nothing. The value may be a secret: never shown.
+	if u := c.String("user"); u != "" && !strings.Contains(u, ":") {
+		src, _, _ := strings.Cut(flagSource(c, "user"), "=")
+		return cfg, flagError(c, "%s: want USER:PASS, with a colon (USER: for an empty password)", src)
+	}
 	header := http.Header{}
 	for _, h := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(h, ":")
