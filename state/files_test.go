@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -378,5 +379,44 @@ func TestPlantedFiles(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Fatalf("the linked file now holds %q", b)
+	}
+}
+
+// A large file is handed to the disk in 8 MiB steps as it is written, each
+// step the bytes since the last, and still ends up whole.
+func TestWriteFileAtomic_WritesBehind(t *testing.T) {
+	type span struct{ off, n int64 }
+	var got []span
+	defer func(old func(tempFile, int64, int64)) { writeback = old }(writeback)
+	writeback = func(f tempFile, off, n int64) {
+		got = append(got, span{off, n})
+		startWriteback(f, off, n)
+	}
+	path := filepath.Join(t.TempDir(), "big")
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	const chunks = 20 * 16                                  // 20 MiB
+	if err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
+		for range chunks {
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	for _, s := range got {
+		if s.off != next || s.n < writeBehindBytes {
+			t.Fatalf("write-behind spans %v: not contiguous steps of at least %d bytes from 0", got, writeBehindBytes)
+		}
+		next = s.off + s.n
+	}
+	if len(got) != 2 {
+		t.Errorf("write-behind spans %v for 20 MiB, want 2", got)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(b, bytes.Repeat(chunk, chunks)) {
+		t.Fatalf("file of %d bytes, err %v: not what was written", len(b), err)
 	}
 }
