@@ -371,6 +371,8 @@ func TestExitCodes(t *testing.T) {
 		// After a "--" that ended the flags, a "--" is an argument.
 		{[]string{"dump", "--", "--", src}, 2, "want one FILE or URL argument, got 2"},
 		{[]string{"tail", "--", "http://127.0.0.1:1/", "--"}, 2, "want one URL argument, got 2"},
+		// A "--" that is a flag's value ends nothing.
+		{[]string{"tail", "--once", "--retry-for", "0", "--since-param", "--", "http://127.0.0.1:1/", "--"}, 1, "connection refused"},
 		{[]string{"tail", "--no-such-flag", "http://x/"}, 2, "no-such-flag"},
 		{[]string{"tail", "--on-bad-record", "maybe", "http://x/"}, 2, "must be one of"},
 		{[]string{"tail", "ftp://x/"}, 2, "scheme"},

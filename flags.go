@@ -255,10 +255,25 @@ func badRecords(c *cli.Context) replica.BadRecords {
 func oneArg(c *cli.Context, what string) (string, error) {
 	args := c.Args().Slice()
 	raw, _ := c.App.Metadata[rawArgsKey].([]string)
-	count := func(s []string) int {
-		return len(slices.DeleteFunc(slices.Clone(s), func(a string) bool { return a != "--" }))
+	takesValue := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		if _, isBool := f.(*cli.BoolFlag); !isBool {
+			for _, n := range f.Names() {
+				takesValue[n] = true
+			}
+		}
 	}
-	if i := slices.Index(args, "--"); i > 0 && count(raw) <= count(args) {
+	// The "--"s that ended or could end flags: not one that is a flag's value.
+	ends := func(s []string) int {
+		n := 0
+		for i, a := range s {
+			if a == "--" && (i == 0 || !strings.HasPrefix(s[i-1], "-") || strings.Contains(s[i-1], "=") || !takesValue[strings.TrimLeft(s[i-1], "-")]) {
+				n++
+			}
+		}
+		return n
+	}
+	if i := slices.Index(args, "--"); i > 0 && ends(raw) <= ends(args) {
 		args = slices.Delete(slices.Clone(args), i, i+1)
 	}
 	if len(args) != 1 {

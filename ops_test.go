@@ -36,7 +36,9 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	app := newApp(&out, &errOut)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := app.RunContext(ctx, append([]string{"lockstep"}, args...))
+	args = append([]string{"lockstep"}, args...)
+	app.Metadata[rawArgsKey] = args // as main keeps them
+	err := app.RunContext(ctx, args)
 	code = exitCode(err, commandLogger(app))
 	return out.String(), dateRE.ReplaceAllString(errOut.String(), ""), code
 }
