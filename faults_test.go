@@ -144,6 +144,12 @@ func runFault(t *testing.T, fc faultCase) (tailOut, syncOut string, requests int
 			args = append(args, a)
 		}
 	}
+	if fc.tls {
+		// A TLS handshake on a loaded machine under the race detector
+		// can take longer than the 500ms stall limit; these cases test
+		// certificates, not stalls.
+		args = append(args, "--stall-timeout", "5s")
+	}
 	if fc.tls && !contains(fc.args, "--no-cacert") {
 		ca := filepath.Join(dir, "ca.pem")
 		os.WriteFile(ca, srv.CertificatePEM(), 0o644)
