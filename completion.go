@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -64,14 +63,12 @@ func flagValues(app *cli.App, args []string) ([]string, bool) {
 	if cmd == nil || len(prev) < 2 || prev[0] != '-' || strings.Contains(prev, "=") {
 		return nil, false
 	}
-	name := strings.TrimLeft(prev, "-")
-	for _, f := range cmd.Flags {
-		if sf, ok := f.(*cli.StringFlag); ok && slices.Contains(sf.Names(), name) {
-			values, ok := choices[sf]
-			return values, ok
-		}
+	sf, ok := flagNamed(cmd.Flags, strings.TrimLeft(prev, "-")).(*cli.StringFlag)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	values, ok := choices[sf]
+	return values, ok
 }
 
 // longAlias is a fish -s option of more than one letter.

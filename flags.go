@@ -255,14 +255,7 @@ func badRecords(c *cli.Context) replica.BadRecords {
 func oneArg(c *cli.Context, what string) (string, error) {
 	args := c.Args().Slice()
 	raw, _ := c.App.Metadata[rawArgsKey].([]string)
-	takesValue := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		if _, isBool := f.(*cli.BoolFlag); !isBool {
-			for _, n := range f.Names() {
-				takesValue[n] = true
-			}
-		}
-	}
+	takesValue := valueFlags(c.Command.Flags)
 	// The "--"s that ended or could end flags: not one that is a flag's value.
 	ends := func(s []string) int {
 		n := 0

@@ -153,6 +153,19 @@ func exitCode(err error, log *logger) int {
 	return exitFailure
 }
 
+// valueFlags maps each name of flags to whether the flag takes a value
+// (every flag but a bool one).
+func valueFlags(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
+}
+
 // flagsFirst moves a subcommand's flags before its arguments, so that
 // "lockstep sync URL --out FILE" works: urfave/cli v2 stops reading flags
 // at the first argument. A "--" ends the flags, as usual.
@@ -170,13 +183,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
-	takesValue := map[string]bool{}
-	for _, f := range cmd.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
-		}
-	}
+	takesValue := valueFlags(cmd.Flags)
 	var flags, rest []string
 	for i := 2; i < len(args); i++ {
 		a := args[i]
@@ -202,13 +209,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 // (lockstep --log-format json sync …) to after it, where the command reads
 // them: every command has them.
 func logFlagsAfterCommand(app *cli.App, args []string) []string {
-	takesValue := map[string]bool{}
-	for _, f := range logFlags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
-		}
-	}
+	takesValue := valueFlags(logFlags)
 	i := 1
 	for i < len(args) && len(args[i]) > 1 && args[i][0] == '-' {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")

@@ -116,13 +116,7 @@ func compareOrder[T ~string | ~[]byte](a, b T) int {
 		return compareStrings([]byte(a), []byte(b))
 	}
 	if plainUint(a) && plainUint(b) {
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare([]byte(a), []byte(b))
+		return comparePlain(a, b)
 	}
 	return compareDecimal(parseDecimal([]byte(a)), parseDecimal([]byte(b)))
 }
@@ -136,15 +130,21 @@ func isPlain(b []byte) bool { return len(b) > 0 && plainUint(b) }
 // bytewise, with nothing to parse.
 func compareKnown(a []byte, aPlain bool, b []byte, bPlain bool) int {
 	if aPlain && bPlain {
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(a, b)
+		return comparePlain(a, b)
 	}
 	return compareOrder(a, b)
+}
+
+// comparePlain compares two plain integers: JSON forbids leading zeros,
+// so the longer is the greater, and equal lengths compare bytewise.
+func comparePlain[T ~string | ~[]byte](a, b T) int {
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare([]byte(a), []byte(b))
 }
 
 // plainUint reports a non-negative integer with no fraction or exponent; JSON
