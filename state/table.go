@@ -11,6 +11,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -40,86 +41,90 @@ func (o Op) String() string {
 	return [...]string{"none", "insert", "update", "delete", "tombstone", "seen"}[o]
 }
 
-// Table is an in-memory replica. Records live in large append-only slabs,
-// not one allocation each, and the index maps a hash of each key to its
-// entry, so a table of millions of records gives the garbage collector
-// nothing to scan and map growth never reads a key back from memory.
+// Table is an in-memory replica. Each key's data is one blob in large
+// append-only slabs, not one allocation each, and the index maps a hash of
+// each key straight to its blob: a table of millions of records gives the
+// garbage collector nothing to scan, costs 8 bytes of index a key beyond
+// its blob, and growing the index never reads a key back from memory.
 // Tombstones are remembered (key and order value only) so that a stale
 // update cannot resurrect a deleted key.
 type Table struct {
 	mu        sync.RWMutex
 	keepBytes bool
-	index     keyset.Index
-	entries   entries
-	free      []uint32
-	slabs     [][]byte
+	index     keyset.Index // key hash -> ref of the key's blob
+	arena     arena
 	live      int
 	liveBytes int64
-	slabBytes int64
-	gen       uint32
+	usedBytes int64 // the blobs in use; the rest of the arena is garbage
+	gen       uint8 // resync generation, 0 to genMax
 	resyncing bool
 	// liveAtBegin is the table's size when the resync began: what the
 	// mass-deletion guard protects, whatever the resync added since.
 	liveAtBegin int
 
-	// byKey caches the live entries in key order between snapshots: an
-	// update keeps a key's entry, so only inserts and deletes spoil it.
+	// The live blobs lie in key order in the arena unless unordered is
+	// set: a first load whose keys grow over time, and any number of
+	// updates in place after it, need no sort to be written. lastKey is
+	// the key of the last live blob appended.
+	unordered bool
+	lastKey   []byte
+
+	// byKey caches the live blobs in key order between snapshots, when the
+	// arena's order is lost: updates keep it, inserts and deletes spoil it.
 	sortMu  sync.Mutex
-	byKey   []uint32
+	byKey   []uint64
 	orderOK bool
 
-	pending []uint32 // tags of the entries appendNew added, not yet indexed
+	// The blobs appendNew added, not yet indexed.
+	pendingTags []uint32
+	pendingRefs []uint64
 }
 
-// entry locates a key's data in the slabs: the record itself when bytes are
-// kept and the key is live, otherwise a blob of the key followed by the
-// order value, with a hash of the record to tell a duplicate from a change.
-type entry struct {
-	slab, off, n uint32
-	x1, x2       uint32 // record: key and order offsets; blob: the record's hash
-	klen, olen   uint32
-	meta         uint32 // resync generation << 2 | free << 1 | dead
+// A blob starts with a flags byte. A live record of a table that keeps
+// bytes is then its length, the offset and length of its key and of its
+// order value (uvarints) and its bytes; anything else is the lengths of
+// the key and of the order value (uvarints), a hash of the record (8
+// bytes, to tell a duplicate from a change) and the key and order value
+// themselves. Blobs start at multiples of 4 bytes.
+const (
+	flagDead    = 1 << iota // a tombstone
+	flagGarbage             // no longer in the index
+	genShift    = 4         // the resync generation that last saw the key
+	genMax      = 1<<(8-genShift) - 1
+)
+
+// blob is a blob decoded.
+type blob struct {
+	flags      byte
+	key, order []byte
+	rec        []byte // the record, if the blob holds it
+	full       bool   // the blob holds the record
+	digest     uint64 // the record's hash, if it does not
+	size       int    // bytes from this blob to the next
+}
+
+func (v *blob) dead() bool    { return v.flags&flagDead != 0 }
+func (v *blob) gen() uint8    { return v.flags >> genShift }
+func (v *blob) garbage() bool { return v.flags&flagGarbage != 0 }
+
+// arena is a sequence of slabs that blobs are appended to. A ref, a blob's
+// slab and its offset in 4-byte units, fits the index's 36 bits for up to
+// 256 GiB of blobs.
+type arena struct {
+	slabs [][]byte
+	bytes int64 // appended, alignment included
 }
 
 const (
-	metaDead = 1 << iota
-	metaFree
-	metaGenShift = iota
+	slabShift = 22
+	slabSize  = 1 << slabShift
+	offBits   = slabShift - 2
+	maxSlabs  = (keyset.MaxValue + 1) >> offBits
 )
 
-func (e *entry) dead() bool      { return e.meta&metaDead != 0 }
-func (e *entry) isFree() bool    { return e.meta&metaFree != 0 }
-func (e *entry) gen() uint32     { return e.meta >> metaGenShift }
-func (e *entry) setGen(g uint32) { e.meta = g<<metaGenShift | e.meta&(metaDead|metaFree) }
-
-const slabSize = 4 << 20
-
-// compactMin is the slab size below which garbage is left alone: copying
+// compactMin is the arena size below which garbage is left alone: copying
 // costs more than it frees. A variable so that tests can lower it.
 var compactMin int64 = 64 << 20
-
-// entries is a slice of entry in fixed-size chunks, so that growing it
-// never copies what it holds.
-type entries struct {
-	chunks [][]entry
-	n      int
-}
-
-const entryChunk = 1 << 14
-
-func (es *entries) at(i uint32) *entry { return &es.chunks[i/entryChunk][i%entryChunk] }
-
-func (es *entries) len() int { return es.n }
-
-func (es *entries) append(e entry) uint32 {
-	if es.n%entryChunk == 0 {
-		es.chunks = append(es.chunks, make([]entry, entryChunk))
-	}
-	i := uint32(es.n)
-	*es.at(i) = e
-	es.n++
-	return i
-}
 
 // NewTable returns an empty table that keeps each record's bytes.
 func NewTable() *Table { return &Table{keepBytes: true} }
@@ -127,69 +132,178 @@ func NewTable() *Table { return &Table{keepBytes: true} }
 // NewIndex returns an empty table that keeps keys and order values but not
 // record bytes: enough to decide what is a change (lockstep tail), at a
 // fraction of the memory. Its Get and All return no records.
-func NewIndex() *Table { return &Table{} }
+func NewIndex() *Table { return &Table{unordered: true} }
 
-// store copies the parts into the slabs, one after the other, returning
-// their slab and offset.
-func (t *Table) store(parts ...[]byte) (uint32, uint32) {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
+func align(n int) int { return (n + 3) &^ 3 }
+
+// alloc appends n bytes, returning their ref and the bytes to fill.
+func (a *arena) alloc(n int) (uint64, []byte) {
+	size := align(n)
+	k := len(a.slabs)
+	if k == 0 || len(a.slabs[k-1])+size > cap(a.slabs[k-1]) {
+		if k == maxSlabs {
+			panic("state: a table may not hold over 256 GiB")
+		}
+		a.slabs = append(a.slabs, make([]byte, 0, max(slabSize, size)))
+		k++
 	}
-	var s []byte
-	if k := len(t.slabs); k > 0 {
-		s = t.slabs[k-1]
-	}
-	if len(t.slabs) == 0 || len(s)+n > cap(s) {
-		s = make([]byte, 0, max(slabSize, n))
-		t.slabs = append(t.slabs, s)
-	}
+	s := a.slabs[k-1]
 	off := len(s)
-	for _, p := range parts {
-		s = append(s, p...)
-	}
-	t.slabs[len(t.slabs)-1] = s
-	t.slabBytes += int64(n)
-	return uint32(len(t.slabs) - 1), uint32(off)
+	a.slabs[k-1] = s[:off+size]
+	a.bytes += int64(size)
+	return uint64(k-1)<<offBits | uint64(off>>2), s[off : off+n : off+n]
 }
 
-func (t *Table) data(e *entry) []byte { return t.slabs[e.slab][e.off : e.off+e.n] }
-
-func (t *Table) blob(e *entry) bool { return !t.keepBytes || e.dead() }
-
-func (t *Table) key(e *entry) []byte {
-	d := t.data(e)
-	if t.blob(e) {
-		return d[:e.klen]
-	}
-	return d[e.x1 : e.x1+e.klen]
+// at returns the bytes from ref's blob to the end of its slab.
+func (a *arena) at(ref uint64) []byte {
+	return a.slabs[ref>>offBits][(ref&(1<<offBits-1))<<2:]
 }
 
-func (t *Table) order(e *entry) []byte {
-	d := t.data(e)
-	if t.blob(e) {
-		return d[e.klen:]
+// uv reads a uvarint at b[p:], returning it and the offset after it.
+func uv(b []byte, p int) (int, int) {
+	if c := b[p]; c < 0x80 {
+		return int(c), p + 1
 	}
-	return d[e.x2 : e.x2+e.olen]
+	v, n := binary.Uvarint(b[p:])
+	return int(v), p + n
 }
 
-// put stores r as e's data.
-func (t *Table) put(e *entry, r *follow.Record) {
-	e.meta &^= metaDead
+func uvLen(v int) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+func (t *Table) decode(b []byte) blob {
+	v := blob{flags: b[0]}
+	if t.keepBytes && v.flags&flagDead == 0 {
+		var n, ko, kl, oo, ol int
+		p := 6
+		if b[1]|b[2]|b[3]|b[4]|b[5] < 0x80 { // all five lengths below 128
+			n, ko, kl, oo, ol = int(b[1]), int(b[2]), int(b[3]), int(b[4]), int(b[5])
+		} else {
+			n, p = uv(b, 1)
+			ko, p = uv(b, p)
+			kl, p = uv(b, p)
+			oo, p = uv(b, p)
+			ol, p = uv(b, p)
+		}
+		v.rec = b[p : p+n]
+		v.key, v.order = v.rec[ko:ko+kl], v.rec[oo:oo+ol]
+		v.full, v.size = true, align(p+n)
+		return v
+	}
+	kl, p := uv(b, 1)
+	ol, p := uv(b, p)
+	v.digest = binary.LittleEndian.Uint64(b[p:])
+	p += 8
+	v.key, v.order = b[p:p+kl], b[p+kl:p+kl+ol]
+	v.size = align(p + kl + ol)
+	return v
+}
+
+func (t *Table) at(ref uint64) blob { return t.decode(t.arena.at(ref)) }
+
+// encodedLen is the length of r's blob.
+func (t *Table) encodedLen(r *follow.Record) int {
+	if t.keepBytes && !r.Deleted {
+		return 1 + uvLen(len(r.Bytes)) + uvLen(offsetIn(r.Bytes, r.Key)) + uvLen(len(r.Key)) +
+			uvLen(offsetIn(r.Bytes, r.Order)) + uvLen(len(r.Order)) + len(r.Bytes)
+	}
+	return 1 + uvLen(len(r.Key)) + uvLen(len(r.Order)) + 8 + len(r.Key) + len(r.Order)
+}
+
+// encode writes r's blob into b, of length encodedLen(r).
+func (t *Table) encode(b []byte, r *follow.Record) {
+	b[0] = t.gen << genShift
 	if r.Deleted {
-		e.meta |= metaDead
+		b[0] |= flagDead
 	}
-	e.klen, e.olen = uint32(len(r.Key)), uint32(len(r.Order))
-	if t.blob(e) {
-		e.slab, e.off = t.store(r.Key, r.Order)
-		e.n = e.klen + e.olen
-		h := r.Digest()
-		e.x1, e.x2 = uint32(h>>32), uint32(h)
+	p := 1
+	if t.keepBytes && !r.Deleted {
+		for _, v := range [...]int{len(r.Bytes), offsetIn(r.Bytes, r.Key), len(r.Key), offsetIn(r.Bytes, r.Order), len(r.Order)} {
+			p += binary.PutUvarint(b[p:], uint64(v))
+		}
+		copy(b[p:], r.Bytes)
 		return
 	}
-	e.slab, e.off = t.store(r.Bytes)
-	e.n = uint32(len(r.Bytes))
-	e.x1, e.x2 = uint32(offsetIn(r.Bytes, r.Key)), uint32(offsetIn(r.Bytes, r.Order))
+	p += binary.PutUvarint(b[p:], uint64(len(r.Key)))
+	p += binary.PutUvarint(b[p:], uint64(len(r.Order)))
+	binary.LittleEndian.PutUint64(b[p:], r.Digest())
+	p += 8
+	p += copy(b[p:], r.Key)
+	copy(b[p:], r.Order)
+}
+
+// write appends r's blob and returns its ref.
+func (t *Table) write(r *follow.Record) uint64 {
+	n := t.encodedLen(r)
+	ref, b := t.arena.alloc(n)
+	t.encode(b, r)
+	t.usedBytes += int64(align(n))
+	if !r.Deleted && !t.unordered {
+		if len(t.lastKey) > 0 && CompareKeys(r.Key, t.lastKey) <= 0 {
+			t.unordered = true
+		} else {
+			t.lastKey = append(t.lastKey[:0], r.Key...)
+		}
+	}
+	return ref
+}
+
+// rewrite replaces the blob at ref, indexed in slot, with r's: in place if
+// it takes the same room, so that a table updated in place keeps its order
+// and makes no garbage.
+func (t *Table) rewrite(slot int, ref uint64, old *blob, r *follow.Record) {
+	if n := t.encodedLen(r); align(n) == old.size {
+		t.encode(t.arena.at(ref)[:n], r)
+		if old.dead() && !r.Deleted {
+			t.unordered = true // a live key where a tombstone was: anywhere in key order
+		}
+		return
+	}
+	to := t.write(r)
+	t.index.Replace(slot, to)
+	t.drop(ref, old)
+	if !old.dead() && !r.Deleted && t.orderOK {
+		t.moved(r.Key, to)
+	}
+}
+
+// moved updates the sort cache for a live key whose blob moved.
+func (t *Table) moved(key []byte, to uint64) {
+	i, found := slices.BinarySearchFunc(t.byKey, key, func(ref uint64, key []byte) int {
+		v := t.at(ref)
+		return CompareKeys(v.key, key)
+	})
+	if found {
+		t.byKey[i] = to
+	} else {
+		t.orderOK = false
+	}
+}
+
+// drop marks a blob garbage.
+func (t *Table) drop(ref uint64, v *blob) {
+	t.arena.at(ref)[0] |= flagGarbage
+	t.usedBytes -= int64(v.size)
+}
+
+// blobs yields every blob in the arena, garbage too, in the order written.
+func (t *Table) blobs(a *arena) iter.Seq2[uint64, blob] {
+	return func(yield func(uint64, blob) bool) {
+		for k, s := range a.slabs {
+			for off := 0; off < len(s); {
+				v := t.decode(s[off:])
+				if !yield(uint64(k)<<offBits|uint64(off>>2), v) {
+					return
+				}
+				off += v.size
+			}
+		}
+	}
 }
 
 // offsetIn is the offset of sub, a subslice of whole, within it.
@@ -197,18 +311,28 @@ func offsetIn(whole, sub []byte) int {
 	return int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(whole))))
 }
 
-func (t *Table) same(e *entry, r *follow.Record) bool {
-	if !t.blob(e) {
-		return !r.Deleted && bytes.Equal(t.data(e), r.Bytes)
+func (t *Table) same(v *blob, r *follow.Record) bool {
+	if v.full {
+		return !r.Deleted && bytes.Equal(v.rec, r.Bytes)
 	}
-	h := r.Digest()
-	return e.x1 == uint32(h>>32) && e.x2 == uint32(h) && e.dead() == r.Deleted
+	return v.digest == r.Digest() && v.dead() == r.Deleted
 }
 
-// lookup finds key's entry. When there is none, slot is where to index it.
-func (t *Table) lookup(key []byte, keyHash uint64) (i uint32, slot int, ok bool) {
-	slot, i, ok = t.index.Find(uint32(keyHash), func(i uint32) bool { return bytes.Equal(t.key(t.entries.at(i)), key) })
-	return i, slot, ok
+// lookup finds key's blob. When there is none, slot is where to index it.
+func (t *Table) lookup(key []byte, keyHash uint64) (slot int, ref uint64, ok bool) {
+	return t.index.Find(uint32(keyHash), func(ref uint64) bool {
+		v := t.at(ref)
+		return bytes.Equal(v.key, key)
+	})
+}
+
+// slotOf finds the slot that indexes ref.
+func (t *Table) slotOf(ref uint64, key []byte) int {
+	slot, _, ok := t.index.Find(uint32(follow.KeyHash(key)), func(r uint64) bool { return r == ref })
+	if !ok {
+		panic("state: a blob missing from the index")
+	}
+	return slot
 }
 
 // Prefetch readies the table to apply these records: it reads their keys'
@@ -234,40 +358,38 @@ func (t *Table) Apply(r *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := r.KeyHash()
-	i, slot, ok := t.lookup(r.Key, h)
+	slot, ref, ok := t.lookup(r.Key, h)
 	if !ok {
-		var e entry
-		e.setGen(t.gen)
-		t.put(&e, r)
-		i := t.add(slot, uint32(h), e)
+		t.index.InsertAt(slot, uint32(h), t.write(r))
 		if r.Deleted {
 			return OpTombstone
 		}
-		t.inserted(i, r.Key)
+		t.orderOK = false
 		t.live++
 		t.liveBytes += int64(len(r.Bytes))
 		return OpInsert
 	}
-	e := t.entries.at(uint32(i))
-	authoritative := t.resyncing && e.gen() != t.gen
-	e.setGen(t.gen)
+	b := t.arena.at(ref)
+	v := t.decode(b)
+	authoritative := t.resyncing && v.gen() != t.gen
+	b[0] = b[0]&^(genMax<<genShift) | t.gen<<genShift
 	if !authoritative {
-		c := follow.CompareOrder(r.Order, t.order(e))
-		if c < 0 || (c == 0 && t.same(e, r)) {
+		c := follow.CompareOrder(r.Order, v.order)
+		if c < 0 || (c == 0 && t.same(&v, r)) {
 			return OpNone
 		}
-	} else if t.same(e, r) {
+	} else if t.same(&v, r) {
 		return OpSeen
 	}
-	wasLive := !e.dead()
+	wasLive := !v.dead()
 	if wasLive == r.Deleted {
 		t.orderOK = false
 	}
 	if wasLive {
 		t.live--
-		t.liveBytes -= int64(t.recordLen(e))
+		t.liveBytes -= int64(len(v.rec))
 	}
-	t.put(e, r)
+	t.rewrite(slot, ref, &v, r)
 	if !r.Deleted {
 		t.live++
 		t.liveBytes += int64(len(r.Bytes))
@@ -288,7 +410,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 func (t *Table) Tombstones() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.entries.len() - len(t.free) - t.live
+	return t.index.Len() - t.live
 }
 
 // ForgetTombstones drops the remembered tombstones whose order value is
@@ -314,15 +436,16 @@ func (t *Table) ForgetTombstonesAbove(above follow.Order) int {
 func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
-	for i := range t.entries.len() {
-		e := t.entries.at(uint32(i))
-		if e.dead() && !e.isFree() && drop(follow.CompareOrder(t.order(e), []byte(order))) {
-			t.remove(uint32(i))
-			n++
+	var doomed []uint64
+	for ref := range t.index.All() {
+		if v := t.at(ref); v.dead() && drop(follow.CompareOrder(v.order, []byte(order))) {
+			doomed = append(doomed, ref)
 		}
 	}
-	return n
+	for _, ref := range doomed {
+		t.remove(ref)
+	}
+	return len(doomed)
 }
 
 // appendNew adds a live record whose key is known to be new and to sort
@@ -331,92 +454,47 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 func (t *Table) appendNew(r *follow.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var e entry
-	e.setGen(t.gen)
-	t.put(&e, r)
-	i := t.entries.append(e)
-	t.pending = append(t.pending, uint32(r.KeyHash()))
+	t.pendingRefs = append(t.pendingRefs, t.write(r))
+	t.pendingTags = append(t.pendingTags, uint32(r.KeyHash()))
 	t.live++
 	t.liveBytes += int64(len(r.Bytes))
-	t.byKey = append(t.byKey, i)
-	t.orderOK = t.live == len(t.byKey)
+	t.orderOK = false
 }
 
 // indexNew indexes the records appendNew added.
 func (t *Table) indexNew() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.index.InsertAll(t.pending, uint32(t.entries.len()-len(t.pending)))
-	t.pending = nil
+	t.index.InsertAll(t.pendingTags, t.pendingRefs)
+	t.pendingTags, t.pendingRefs = nil, nil
 }
 
-func (t *Table) recordLen(e *entry) int {
-	if t.keepBytes {
-		return int(e.n)
-	}
-	return 0
-}
-
-// inserted keeps the sort cache for a live key, new to the table, that
-// sorts after every key in it: on a first load keys often grow with time,
-// and a table of millions need not then be sorted to be written. (An
-// index, which is not written, keeps no cache: it would only cost memory.)
-func (t *Table) inserted(i uint32, key []byte) {
-	if !t.keepBytes {
-		t.orderOK = false
-		return
-	}
-	if t.live == 0 {
-		t.byKey, t.orderOK = t.byKey[:0], true
-	}
-	if t.orderOK && (len(t.byKey) == 0 || CompareKeys(key, t.key(t.entries.at(t.byKey[len(t.byKey)-1]))) > 0) {
-		t.byKey = append(t.byKey, i)
-		return
-	}
+// remove drops a blob from the index and the arena.
+func (t *Table) remove(ref uint64) {
+	v := t.at(ref)
+	t.index.Delete(t.slotOf(ref, v.key))
+	t.drop(ref, &v)
 	t.orderOK = false
 }
 
-func (t *Table) add(slot int, tag uint32, e entry) uint32 {
-	var i uint32
-	if n := len(t.free); n > 0 {
-		i = t.free[n-1]
-		t.free = t.free[:n-1]
-		*t.entries.at(i) = e
-	} else {
-		i = t.entries.append(e)
-	}
-	t.index.InsertAt(slot, tag, i)
-	return i
-}
-
-// remove drops entry i from the index and frees it.
-func (t *Table) remove(i uint32) {
-	key := t.key(t.entries.at(i))
-	slot, _, ok := t.index.Find(uint32(follow.KeyHash(key)), func(j uint32) bool { return j == i })
-	if ok {
-		t.index.Delete(slot)
-	}
-	*t.entries.at(i) = entry{meta: metaFree}
-	t.free = append(t.free, i)
-	t.orderOK = false
-}
-
-// maybeCompact copies live data to fresh slabs once garbage outweighs it,
-// so that a long-running follower's memory tracks its table, not its
-// history of changes.
+// maybeCompact copies the blobs in use to a fresh arena once garbage
+// outweighs them twice over, so that a long-running follower's memory
+// tracks its table, not its history of changes. It keeps their order.
 func (t *Table) maybeCompact() {
-	if t.slabBytes < compactMin || t.slabBytes < 3*(t.liveBytes+int64(t.entries.len())*36) {
+	if t.arena.bytes < compactMin || t.arena.bytes < 3*t.usedBytes {
 		return
 	}
-	old := t.slabs
-	t.slabs, t.slabBytes = nil, 0
-	for i := range t.entries.len() {
-		e := t.entries.at(uint32(i))
-		if e.isFree() {
+	old := t.arena
+	t.arena = arena{}
+	for ref, v := range t.blobs(&old) {
+		if v.garbage() {
 			continue
 		}
-		e.slab, e.off = t.store(old[e.slab][e.off : e.off+e.n])
+		to, b := t.arena.alloc(v.size)
+		copy(b, old.at(ref)[:v.size])
+		t.index.Replace(t.slotOf(ref, v.key), to)
 	}
+	t.orderOK = false
 }
 
 // Len is the number of live records.
@@ -430,14 +508,15 @@ func (t *Table) Len() int {
 func (t *Table) Get(key []byte) ([]byte, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	i, _, ok := t.lookup(key, follow.KeyHash(key))
-	if !ok || t.entries.at(i).dead() {
+	_, ref, ok := t.lookup(key, follow.KeyHash(key))
+	if !ok {
 		return nil, false
 	}
-	if !t.keepBytes {
-		return nil, true
+	v := t.at(ref)
+	if v.dead() {
+		return nil, false
 	}
-	return bytes.Clone(t.data(t.entries.at(i))), true
+	return bytes.Clone(v.rec), true
 }
 
 // All yields the live records in key order (numbers by value, then
@@ -447,13 +526,17 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func(key, rec []byte) bool) {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
-		for _, i := range t.sorted() {
-			e := t.entries.at(i)
-			var rec []byte
-			if t.keepBytes {
-				rec = t.data(e)
+		if !t.unordered {
+			for _, v := range t.blobs(&t.arena) {
+				if !v.garbage() && !v.dead() && !yield(v.key, v.rec) {
+					return
+				}
 			}
-			if !yield(t.key(e), rec) {
+			return
+		}
+		for _, ref := range t.sorted() {
+			v := t.at(ref)
+			if !yield(v.key, v.rec) {
 				return
 			}
 		}
@@ -464,14 +547,14 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 // them, not of the keys.
 type sortItem struct {
 	num uint64 // the key's value when every numeric key is a plain integer
-	idx uint32
+	ref uint64
 }
 
-// sorted returns the live entries in snapshot order. Keys that are plain
+// sorted returns the live blobs in snapshot order. Keys that are plain
 // non-negative integers, the common case, sort as machine words. The
 // caller holds a lock; the cache is written under the read lock too,
 // so sortMu keeps two readers from writing it at once.
-func (t *Table) sorted() []uint32 {
+func (t *Table) sorted() []uint64 {
 	t.sortMu.Lock()
 	defer t.sortMu.Unlock()
 	if t.orderOK {
@@ -480,7 +563,7 @@ func (t *Table) sorted() []uint32 {
 	items := t.sortItems()
 	t.byKey = t.byKey[:0]
 	for _, it := range items {
-		t.byKey = append(t.byKey, it.idx)
+		t.byKey = append(t.byKey, it.ref)
 	}
 	t.orderOK = true
 	return t.byKey
@@ -489,13 +572,13 @@ func (t *Table) sorted() []uint32 {
 func (t *Table) sortItems() []sortItem {
 	items := make([]sortItem, 0, t.live)
 	fast := true
-	for i := range t.entries.len() {
-		e := t.entries.at(uint32(i))
-		if e.dead() || e.isFree() {
+	for ref := range t.index.All() {
+		v := t.at(ref)
+		if v.dead() {
 			continue
 		}
-		key := t.key(e)
-		it := sortItem{idx: uint32(i)}
+		key := v.key
+		it := sortItem{ref: ref}
 		if key[0] == '"' {
 			it.num = 1<<64 - 1
 		} else if n, ok := smallUint(key); ok {
@@ -513,14 +596,17 @@ func (t *Table) sortItems() []sortItem {
 				}
 				return 1
 			}
-			return CompareKeys(t.key(t.entries.at(a.idx)), t.key(t.entries.at(b.idx)))
+			return t.compareRefs(a.ref, b.ref)
 		})
 	} else {
-		slices.SortFunc(items, func(a, b sortItem) int {
-			return CompareKeys(t.key(t.entries.at(a.idx)), t.key(t.entries.at(b.idx)))
-		})
+		slices.SortFunc(items, func(a, b sortItem) int { return t.compareRefs(a.ref, b.ref) })
 	}
 	return items
+}
+
+func (t *Table) compareRefs(a, b uint64) int {
+	va, vb := t.at(a), t.at(b)
+	return CompareKeys(va.key, vb.key)
 }
 
 // smallUint parses a plain integer below 2^64-1 (which marks strings).
@@ -554,7 +640,13 @@ func CompareKeys[T ~string | ~[]byte](a, b T) int {
 func (t *Table) BeginResync() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.gen++
+	if t.gen++; t.gen > genMax {
+		// The generation wraps: no blob may look seen by this resync.
+		for ref := range t.index.All() {
+			t.arena.at(ref)[0] &^= genMax << genShift
+		}
+		t.gen = 1
+	}
 	t.resyncing = true
 	t.liveAtBegin = t.live
 }
@@ -594,22 +686,21 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	if !t.resyncing {
 		return nil, ErrNotResyncing
 	}
-	var doomed []uint32
-	for i := range t.entries.len() {
-		if e := t.entries.at(uint32(i)); !e.dead() && !e.isFree() && e.gen() != t.gen {
-			doomed = append(doomed, uint32(i))
+	var doomed []uint64
+	for ref := range t.index.All() {
+		if v := t.at(ref); !v.dead() && v.gen() != t.gen {
+			doomed = append(doomed, ref)
 		}
 	}
 	if t.liveAtBegin >= MassDeleteMinimum && float64(len(doomed)) > maxDelete*float64(t.liveAtBegin) {
 		return nil, &MassDeleteError{Remove: len(doomed), Of: t.liveAtBegin, Limit: maxDelete}
 	}
-	for _, i := range doomed {
-		e := t.entries.at(uint32(i))
-		key := bytes.Clone(t.key(e))
-		removed = append(removed, Removed{Key: key, Order: bytes.Clone(t.order(e))})
+	for _, ref := range doomed {
+		v := t.at(ref)
+		removed = append(removed, Removed{Key: bytes.Clone(v.key), Order: bytes.Clone(v.order)})
 		t.live--
-		t.liveBytes -= int64(t.recordLen(e))
-		t.remove(i)
+		t.liveBytes -= int64(len(v.rec))
+		t.remove(ref)
 	}
 	slices.SortFunc(removed, func(a, b Removed) int { return CompareKeys(a.Key, b.Key) })
 	t.resyncing = false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -236,8 +237,8 @@ func TestTable_CompactionKeepsRecords(t *testing.T) {
 			tb.Apply(record(t, live(k, n, `,"p":"`+pad+`"`)))
 			want[k] = n
 		}
-		if tb.slabBytes > 4*compactMin+slabSize {
-			t.Fatalf("slabs hold %d bytes for a table of %d records", tb.slabBytes, tb.Len())
+		if tb.arena.bytes > 4*compactMin+slabSize {
+			t.Fatalf("slabs hold %d bytes for a table of %d records", tb.arena.bytes, tb.Len())
 		}
 		if tb.Len() != len(want) {
 			t.Fatalf("Len %d, want %d", tb.Len(), len(want))
@@ -297,6 +298,31 @@ func BenchmarkTable_WriteSnapshot(b *testing.B) {
 	}
 }
 
+// A tombstone from a resync long ago must not look seen by the present
+// one when the generation a blob records wraps around: the resync's
+// record for the key is the truth, however old its order.
+func TestTable_ResyncGenerationWraps(t *testing.T) {
+	for _, tb := range []*Table{NewTable(), NewIndex()} {
+		tb.BeginResync()
+		tb.Apply(record(t, dead(1, 100)))
+		if _, err := tb.EndResync(1); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 * genMax {
+			tb.BeginResync()
+			if i == 2*genMax-1 {
+				if op := tb.Apply(record(t, live(1, 50))); op != OpInsert {
+					t.Fatalf("after %d resyncs: a resync's record for a tombstoned key gave %v, want insert", i+2, op)
+				}
+			}
+			tb.Apply(record(t, live(2, 200+i)))
+			if _, err := tb.EndResync(1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // All must list the live keys in key order whatever order they came in:
 // keys that arrive in order keep the sort cache, any other spoils it, and
 // reading the table between changes must not freeze a wrong order.
@@ -313,9 +339,11 @@ func TestTable_AllInKeyOrder(t *testing.T) {
 		{"numbers by value", []string{"9", "10", "1e1", "?", "1.5", "2"}},
 		{"strings then numbers", []string{`"a"`, "?", "1", `"b"`}},
 		{"emptied then refilled", []string{"7", "8", "?", "-7", "-8", "?", "2", "1", "?", "3"}},
+		{"tombstone then a lower key", []string{"5", "6", "-3", "3", "?"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, tb := range []*Table{NewTable(), NewIndex()} {
+			// A zero Table is an index that keeps track of its order.
+			for _, tb := range []*Table{NewTable(), NewIndex(), {}} {
 				want := map[string]bool{}
 				check := func() {
 					t.Helper()
@@ -347,5 +375,135 @@ func TestTable_AllInKeyOrder(t *testing.T) {
 				check()
 			}
 		})
+	}
+}
+
+// The table against a map, through random inserts, updates that fit in
+// place or move, deletions, duplicates, stale records, resyncs (more than
+// the generations a blob can tell apart), forgotten tombstones and
+// compactions, with All read between changes so that the sort cache lives
+// through them.
+func TestTable_AgainstModel(t *testing.T) {
+	defer func(old int64) { compactMin = old }(compactMin)
+	compactMin = 32 << 10
+	type state struct {
+		rec   string
+		order int
+		dead  bool
+		seen  bool // by the resync in progress
+	}
+	for _, mk := range []func() *Table{NewTable, NewIndex} {
+		tb := mk()
+		model := map[string]*state{}
+		rng := rand.New(rand.NewPCG(5, 6))
+		clock, resyncing, resyncs := 1000, false, 0
+		key := func() string {
+			if rng.IntN(4) == 0 {
+				return fmt.Sprintf(`"k%d"`, rng.IntN(100))
+			}
+			return fmt.Sprint(rng.IntN(300))
+		}
+		apply := func(k string, order int, deleted bool, pad int) {
+			s := live(k, order, `,"p":"`+strings.Repeat("x", pad)+`"`)
+			if deleted {
+				s = dead(k, order)
+			}
+			tb.Apply(record(t, s))
+			cur, ok := model[k]
+			switch {
+			case !ok:
+				model[k] = &state{rec: s, order: order, dead: deleted, seen: true}
+				return
+			case resyncing && !cur.seen:
+			case order < cur.order || (order == cur.order && s == cur.rec):
+				cur.seen = true
+				return
+			}
+			*cur = state{rec: s, order: order, dead: deleted, seen: true}
+		}
+		check := func(step int) {
+			t.Helper()
+			var want []string
+			for k, s := range model {
+				if !s.dead {
+					want = append(want, k)
+				}
+			}
+			slices.SortFunc(want, CompareKeys)
+			var got []string
+			for k, rec := range tb.All() {
+				got = append(got, string(k))
+				if tb.keepBytes && string(rec) != model[string(k)].rec {
+					t.Fatalf("step %d: key %s holds %s, want %s", step, k, rec, model[string(k)].rec)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: All gave %v, want %v", step, got, want)
+			}
+			if tb.Len() != len(want) || tb.Tombstones() != len(model)-len(want) {
+				t.Fatalf("step %d: Len %d Tombstones %d, want %d and %d", step, tb.Len(), tb.Tombstones(), len(want), len(model)-len(want))
+			}
+		}
+		for step := range 20_000 {
+			clock++
+			switch n := rng.IntN(1000); {
+			case n < 2 && !resyncing:
+				tb.BeginResync()
+				resyncing, resyncs = true, resyncs+1
+				for _, s := range model {
+					s.seen = false
+				}
+			case n < 4 && resyncing:
+				removed, err := tb.EndResync(1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resyncing = false
+				gone := 0
+				for k, s := range model {
+					if !s.dead && !s.seen {
+						delete(model, k)
+						gone++
+					}
+				}
+				if len(removed) != gone {
+					t.Fatalf("step %d: resync removed %d, want %d", step, len(removed), gone)
+				}
+			case n < 6 && !resyncing:
+				below := clock - rng.IntN(2000)
+				tb.ForgetTombstones(follow.Order(fmt.Sprint(below)))
+				for k, s := range model {
+					if s.dead && s.order < below {
+						delete(model, k)
+					}
+				}
+			case n < 60:
+				check(step)
+			case n < 100: // a run of new keys in ascending order
+				for i := range 5 {
+					apply(fmt.Sprint(1000+clock*5+i), clock, false, 10)
+				}
+			case n < 200:
+				apply(key(), clock, true, 0)
+			case n < 250:
+				apply(key(), clock-rng.IntN(3000), rng.IntN(5) == 0, 5)
+			case n < 300: // the same record again
+				k := key()
+				if s, ok := model[k]; ok {
+					tb.Apply(record(t, s.rec))
+					s.seen = true
+				}
+			default: // mostly the same length, so in place; sometimes longer
+				pad := 5
+				if rng.IntN(4) == 0 {
+					pad = rng.IntN(200)
+				}
+				apply(key(), clock, false, pad)
+			}
+		}
+		check(-1)
+		if resyncs <= genMax || tb.arena.bytes > 4*compactMin {
+			t.Fatalf("%d resyncs, arena of %d bytes: the test did not reach what it tests", resyncs, tb.arena.bytes)
+		}
 	}
 }

@@ -4,11 +4,16 @@
 // back from memory.
 package keyset
 
-import "sync/atomic"
+import (
+	"iter"
+	"sync/atomic"
+)
 
-// Index maps keys to entry numbers by open addressing over 32-bit tags taken
-// from each key's hash. It stores 8 bytes a slot; the tag says where a slot
-// goes, and a tag match is confirmed by the caller comparing the key itself.
+// Index maps keys to values below MaxValue (where the caller keeps each
+// key) by open addressing over tags taken from each key's hash: the top 28
+// bits of a 32-bit tag. It stores 8 bytes a slot; the tag says where a
+// slot goes, and a tag match is confirmed by the caller comparing the key
+// itself.
 //
 // A tag's home slot is its scrambled value scaled to the index's size, so
 // that the slots keep their order when the index grows: growing it reads
@@ -16,17 +21,29 @@ import "sync/atomic"
 // size will do, so the index grows by half, not double, and holds 0.53 to
 // 0.8 entries a slot, not 0.375 to 0.75.
 type Index struct {
-	slots []uint64 // tag<<32 | entry+1; 0 is empty
+	slots []uint64 // tag<<32 | value+1 (tag's low 4 bits cleared); 0 is empty
 	n     int
 }
 
-const minSlots = 1 << 10
+const (
+	minSlots  = 1 << 10
+	valueBits = 36
+	tagMask   = 1<<32 - 1<<(valueBits-32)
+	// MaxValue is the largest value an Index holds.
+	MaxValue = 1<<valueBits - 2
+)
+
+func slot(tag uint32, v uint64) uint64 { return uint64(tag&tagMask)<<32 | (v + 1) }
+
+func tagOf(s uint64) uint32 { return uint32(s>>32) & tagMask }
+
+func valueOf(s uint64) uint64 { return s&(1<<valueBits-1) - 1 }
 
 // home is a tag's first slot. Multiplying by an odd constant spreads tags
 // that differ only in their low bits (Fibonacci hashing); the product's
 // top bits, scaled, pick the slot.
 func (x *Index) home(tag uint32) uint32 {
-	return uint32(uint64(tag*0x9e3779b9) * uint64(len(x.slots)) >> 32)
+	return uint32(uint64(tag&tagMask*0x9e3779b9) * uint64(len(x.slots)) >> 32)
 }
 
 // next is the slot after p, wrapping around.
@@ -40,20 +57,38 @@ func (x *Index) next(p uint32) uint32 {
 // full reports whether n entries need more slots than size.
 func full(n, size int) bool { return 5*n > 4*size }
 
-// Find returns the slot holding an entry with this tag for which same
+// Find returns the slot holding a value with this tag for which same
 // reports true; ok is false if there is none, and then slot is where
-// InsertAt may put the entry, until the index next changes.
-func (x *Index) Find(tag uint32, same func(i uint32) bool) (slot int, i uint32, ok bool) {
+// InsertAt may put the value, until the index next changes.
+func (x *Index) Find(tag uint32, same func(v uint64) bool) (slot int, v uint64, ok bool) {
 	if len(x.slots) == 0 {
 		return -1, 0, false
 	}
+	tag &= tagMask
 	for p := x.home(tag); ; p = x.next(p) {
 		s := x.slots[p]
 		if s == 0 {
 			return int(p), 0, false
 		}
-		if uint32(s>>32) == tag && same(uint32(s)-1) {
-			return int(p), uint32(s) - 1, true
+		if tagOf(s) == tag && same(valueOf(s)) {
+			return int(p), valueOf(s), true
+		}
+	}
+}
+
+// Replace changes the value in a slot Find returned.
+func (x *Index) Replace(slot int, v uint64) {
+	x.slots[slot] = x.slots[slot]&^(1<<valueBits-1) | (v + 1)
+}
+
+// All yields every value, in no particular order. The index must not
+// change during the loop.
+func (x *Index) All() iter.Seq[uint64] {
+	return func(yield func(uint64) bool) {
+		for _, s := range x.slots {
+			if s != 0 && !yield(valueOf(s)) {
+				return
+			}
 		}
 	}
 }
@@ -88,37 +123,40 @@ func (x *Index) Reset() {
 	x.n = 0
 }
 
-// Insert adds entry i under tag; a tag may be shared.
-func (x *Index) Insert(tag uint32, i uint32) { x.InsertAt(-1, tag, i) }
+// Insert adds value v under tag; a tag may be shared.
+func (x *Index) Insert(tag uint32, v uint64) { x.InsertAt(-1, tag, v) }
 
 // InsertAt is Insert into the slot a failed Find for tag returned, which
 // saves probing again; -1 is no slot.
-func (x *Index) InsertAt(slot int, tag uint32, i uint32) {
+func (x *Index) InsertAt(at int, tag uint32, v uint64) {
+	if v > MaxValue {
+		panic("keyset: value out of range")
+	}
 	x.n++
 	if full(x.n, len(x.slots)) {
 		x.grow()
-		slot = -1
+		at = -1
 	}
-	if slot < 0 {
-		x.place(tag, i)
+	if at < 0 {
+		x.place(slot(tag, v))
 		return
 	}
-	x.slots[slot] = uint64(tag)<<32 | uint64(i+1)
+	x.slots[at] = slot(tag, v)
 }
 
-func (x *Index) place(tag uint32, i uint32) {
-	p := x.home(tag)
+func (x *Index) place(s uint64) {
+	p := x.home(tagOf(s))
 	for x.slots[p] != 0 {
 		p = x.next(p)
 	}
-	x.slots[p] = uint64(tag)<<32 | uint64(i+1)
+	x.slots[p] = s
 }
 
-// InsertAll inserts entries first, first+1, … under tags[0], tags[1], ….
+// InsertAll inserts vals[0], vals[1], … under tags[0], tags[1], ….
 // It places them in the order of their home slots, so that building the
 // index of a large table writes memory in sequence instead of at random,
 // which costs a cache miss per key.
-func (x *Index) InsertAll(tags []uint32, first uint32) {
+func (x *Index) InsertAll(tags []uint32, vals []uint64) {
 	x.Reserve(x.n + len(tags))
 	bits := 0
 	for 1<<bits < len(x.slots) {
@@ -149,7 +187,7 @@ func (x *Index) InsertAll(tags []uint32, first uint32) {
 	}
 	for _, k := range keys {
 		i := uint32(k)
-		x.place(tags[i], first+i)
+		x.place(slot(tags[i], vals[i]))
 	}
 	x.n += len(tags)
 }
@@ -173,7 +211,7 @@ func (x *Index) resize(size int) {
 	x.slots = make([]uint64, size)
 	for _, s := range old {
 		if s != 0 {
-			x.place(uint32(s>>32), uint32(s)-1)
+			x.place(s)
 		}
 	}
 }
@@ -183,7 +221,7 @@ func (x *Index) resize(size int) {
 func (x *Index) Delete(slot int) {
 	i := uint32(slot)
 	for j := x.next(i); x.slots[j] != 0; j = x.next(j) {
-		home := x.home(uint32(x.slots[j] >> 32))
+		home := x.home(tagOf(x.slots[j]))
 		// Move j back to i unless its home lies cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			x.slots[i] = x.slots[j]

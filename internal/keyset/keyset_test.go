@@ -11,13 +11,13 @@ import (
 // tags.
 func TestIndex_AgainstMap(t *testing.T) {
 	var x Index
-	want := map[uint32]uint32{} // entry -> tag
+	want := map[uint64]uint32{} // value -> tag
 	rng := rand.New(rand.NewPCG(1, 2))
-	next := uint32(0)
+	next := uint64(0)
 	for range 30_000 {
 		if len(want) > 0 && rng.IntN(3) == 0 {
 			for i, tag := range want {
-				slot, _, ok := x.Find(tag, func(j uint32) bool { return j == i })
+				slot, _, ok := x.Find(tag, func(j uint64) bool { return j == i })
 				if !ok {
 					t.Fatalf("entry %d (tag %x) not found", i, tag)
 				}
@@ -33,7 +33,7 @@ func TestIndex_AgainstMap(t *testing.T) {
 		} else {
 			// Where a failed Find stopped, as state.Table inserts.
 			Prefetched(x.Prefetch(tag))
-			slot, _, ok := x.Find(tag, func(uint32) bool { return false })
+			slot, _, ok := x.Find(tag, func(uint64) bool { return false })
 			if ok {
 				t.Fatal("Find matched nothing, yet reported a match")
 			}
@@ -46,9 +46,29 @@ func TestIndex_AgainstMap(t *testing.T) {
 		t.Fatalf("Len %d, want %d", x.Len(), len(want))
 	}
 	for i, tag := range want {
-		if _, _, ok := x.Find(tag, func(j uint32) bool { return j == i }); !ok {
+		if _, _, ok := x.Find(tag, func(j uint64) bool { return j == i }); !ok {
 			t.Fatalf("entry %d lost", i)
 		}
+	}
+	// Replace moves every other value, up to the largest an Index holds.
+	moved := map[uint64]uint32{}
+	for i, tag := range want {
+		v := i
+		if i%2 == 0 {
+			slot, _, _ := x.Find(tag, func(j uint64) bool { return j == i })
+			v = MaxValue - i
+			x.Replace(slot, v)
+		}
+		moved[v] = tag
+	}
+	for v := range x.All() {
+		if _, ok := moved[v]; !ok {
+			t.Fatalf("All yielded %d, which is not held", v)
+		}
+		delete(moved, v)
+	}
+	if len(moved) > 0 {
+		t.Fatalf("All missed %d values", len(moved))
 	}
 }
 
@@ -101,16 +121,21 @@ func TestIndex_InsertAll(t *testing.T) {
 		tags[i] = rng.Uint32()
 	}
 	tags[10] = 7 // shares a tag with entry 0
-	x.InsertAll(tags, 1)
+	vals := make([]uint64, len(tags))
+	for i := range vals {
+		vals[i] = uint64(i) + 1
+	}
+	vals[len(vals)-1] = MaxValue // the largest value fits
+	x.InsertAll(tags, vals)
 	if x.Len() != len(tags)+1 {
 		t.Fatalf("Len %d", x.Len())
 	}
 	for i, tag := range tags {
-		if _, _, ok := x.Find(tag, func(j uint32) bool { return j == uint32(i)+1 }); !ok {
-			t.Fatalf("entry %d lost", i+1)
+		if _, _, ok := x.Find(tag, func(j uint64) bool { return j == vals[i] }); !ok {
+			t.Fatalf("value %d lost", vals[i])
 		}
 	}
-	if _, _, ok := x.Find(7, func(j uint32) bool { return j == 0 }); !ok {
+	if _, _, ok := x.Find(7, func(j uint64) bool { return j == 0 }); !ok {
 		t.Fatal("entry 0 lost")
 	}
 }
@@ -124,19 +149,23 @@ func TestIndex_InsertAllOntoEntries(t *testing.T) {
 		tags := make([]uint32, 0, 2*n)
 		for i := range n {
 			tags = append(tags, rng.Uint32())
-			x.Insert(tags[i], uint32(i))
+			x.Insert(tags[i], uint64(i))
 		}
 		more := make([]uint32, n)
 		for i := range more {
 			more[i] = rng.Uint32() & 0xffff // many shared tags
 		}
-		x.InsertAll(more, uint32(n))
+		vals := make([]uint64, n)
+		for i := range vals {
+			vals[i] = uint64(n + i)
+		}
+		x.InsertAll(more, vals)
 		tags = append(tags, more...)
 		if x.Len() != len(tags) {
 			t.Fatalf("n=%d: Len %d, want %d", n, x.Len(), len(tags))
 		}
 		for i, tag := range tags {
-			if _, _, ok := x.Find(tag, func(j uint32) bool { return j == uint32(i) }); !ok {
+			if _, _, ok := x.Find(tag, func(j uint64) bool { return j == uint64(i) }); !ok {
 				t.Fatalf("n=%d: entry %d (tag %x) not found among %d slots", n, i, tag, len(x.slots))
 			}
 		}

@@ -33,8 +33,8 @@ func (s *Set) find(key []byte, tag uint32) (uint32, bool) {
 		}
 		return 0, false
 	}
-	_, i, ok := s.index.Find(tag, func(i uint32) bool { return bytes.Equal(s.key(i), key) })
-	return i, ok
+	_, i, ok := s.index.Find(tag, func(i uint64) bool { return bytes.Equal(s.key(uint32(i)), key) })
+	return uint32(i), ok
 }
 
 // Get returns the value stored for key, whose hash is h.
@@ -58,10 +58,10 @@ func (s *Set) Put(key []byte, h uint64, val uint64) {
 	switch n := len(s.entries); {
 	case n == smallSet+1:
 		for i := range s.entries {
-			s.index.Insert(s.entries[i].tag, uint32(i))
+			s.index.Insert(s.entries[i].tag, uint64(i))
 		}
 	case n > smallSet+1:
-		s.index.Insert(tag, uint32(n-1))
+		s.index.Insert(tag, uint64(n-1))
 	}
 }
 
