@@ -11,11 +11,13 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -82,25 +84,127 @@ type Table struct {
 
 // A blob starts with a flags byte. A live record of a table that keeps
 // bytes is then its length, the offset and length of its key and of its
-// order value (uvarints) and its bytes; anything else is the lengths of
-// the key and of the order value (uvarints), a hash of the record (8
-// bytes, to tell a duplicate from a change) and the key and order value
-// themselves. Blobs start at multiples of 4 bytes.
+// order value (uvarints) and its bytes. Anything else is a hash of the
+// record (8 bytes, to tell a duplicate from a change), then the key and
+// the order value, each a uvarint length and the text, or, if it is a plain
+// integer, the uvarint of its value: ids and timestamps then take 3 to 6
+// bytes, not 7 to 13. Blobs start at multiples of 4 bytes.
 const (
-	flagDead    = 1 << iota // a tombstone
-	flagGarbage             // no longer in the index
-	genShift    = 4         // the resync generation that last saw the key
-	genMax      = 1<<(8-genShift) - 1
+	flagDead     = 1 << iota // a tombstone
+	flagGarbage              // no longer in the index
+	flagKeyNum               // the key is stored as a number
+	flagOrderNum             // the order value is stored as a number
+	genShift     = iota      // the resync generation that last saw the key
+	genMax       = 1<<(8-genShift) - 1
 )
 
 // blob is a blob decoded.
 type blob struct {
-	flags      byte
-	key, order []byte
-	rec        []byte // the record, if the blob holds it
-	full       bool   // the blob holds the record
-	digest     uint64 // the record's hash, if it does not
-	size       int    // bytes from this blob to the next
+	flags            byte
+	key, order       []byte // unless stored as numbers
+	keyNum, orderNum uint64 // if stored as numbers
+	rec              []byte // the record, if the blob holds it
+	full             bool   // the blob holds the record
+	digest           uint64 // the record's hash, if it does not
+	size             int    // bytes from this blob to the next
+}
+
+// hasKey reports whether the blob is it's key's.
+func (v *blob) hasKey(it *item) bool {
+	if v.flags&flagKeyNum != 0 {
+		n, ok := it.keyNumber()
+		return ok && n == v.keyNum
+	}
+	return bytes.Equal(v.key, it.Key)
+}
+
+// keyText is the blob's key, formatted into buf if it is stored as a
+// number.
+func (v *blob) keyText(buf *[20]byte) []byte {
+	if v.flags&flagKeyNum != 0 {
+		return strconv.AppendUint(buf[:0], v.keyNum, 10)
+	}
+	return v.key
+}
+
+// orderText is the blob's order value, formatted into buf if it is stored
+// as a number.
+func (v *blob) orderText(buf *[20]byte) []byte {
+	if v.flags&flagOrderNum != 0 {
+		return strconv.AppendUint(buf[:0], v.orderNum, 10)
+	}
+	return v.order
+}
+
+// orderVs compares it's order value with the blob's.
+func (v *blob) orderVs(it *item) int {
+	if v.flags&flagOrderNum != 0 {
+		if n, ok := it.orderNumber(); ok {
+			return cmp.Compare(n, v.orderNum)
+		}
+	}
+	var buf [20]byte
+	return follow.CompareOrder(it.Order, v.orderText(&buf))
+}
+
+// item is a record to apply, with its key and order value as numbers when
+// they are plain integers (plainNum), worked out when first needed.
+type item struct {
+	*follow.Record
+	keyNum, orderNum uint64
+	keyIs, orderIs   int8 // 1: a number, -1: not, 0: not yet known
+}
+
+func (it *item) keyNumber() (uint64, bool) {
+	if it.keyIs == 0 {
+		it.keyNum, it.keyIs = number(it.Key)
+	}
+	return it.keyNum, it.keyIs > 0
+}
+
+func (it *item) orderNumber() (uint64, bool) {
+	if it.orderIs == 0 {
+		it.orderNum, it.orderIs = number(it.Order)
+	}
+	return it.orderNum, it.orderIs > 0
+}
+
+func number(s []byte) (uint64, int8) {
+	if n, ok := plainNum(s); ok {
+		return n, 1
+	}
+	return 0, -1
+}
+
+// plainNum is the value of a plain integer below 10^19, written as JSON
+// writes it (no leading zero).
+func plainNum(s []byte) (uint64, bool) {
+	if len(s) == 0 || len(s) > 19 || (s[0] == '0' && len(s) > 1) {
+		return 0, false
+	}
+	var n uint64
+	i := 0
+	// Eight digits at a time (as simdjson parses them): check they are
+	// digits, as follow's plainUint does, then combine them in pairs,
+	// fours and eights.
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		if (w|(w+0x4646464646464646)|(w-0x3030303030303030))&0x8080808080808080 != 0 {
+			return 0, false
+		}
+		w -= 0x3030303030303030
+		w = w*10 + w>>8
+		w = ((w&0x000000FF000000FF)*(100+1000000<<32) + (w>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
+		n = n*100_000_000 + w
+	}
+	for ; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + uint64(c)
+	}
+	return n, true
 }
 
 func (v *blob) dead() bool    { return v.flags&flagDead != 0 }
@@ -168,7 +272,18 @@ func uv(b []byte, p int) (int, int) {
 	return int(v), p + n
 }
 
-func uvLen(v int) int {
+func uv64(b []byte, p int) (uint64, int) {
+	v, n := binary.Uvarint(b[p:])
+	return v, p + n
+}
+
+// text reads a uvarint length and that many bytes.
+func text(b []byte, p int) ([]byte, int) {
+	n, p := uv(b, p)
+	return b[p : p+n], p + n
+}
+
+func uvLen[T int | uint64](v T) int {
 	n := 1
 	for ; v >= 0x80; v >>= 7 {
 		n++
@@ -195,28 +310,46 @@ func (t *Table) decode(b []byte) blob {
 		v.full, v.size = true, align(p+n)
 		return v
 	}
-	kl, p := uv(b, 1)
-	ol, p := uv(b, p)
-	v.digest = binary.LittleEndian.Uint64(b[p:])
-	p += 8
-	v.key, v.order = b[p:p+kl], b[p+kl:p+kl+ol]
-	v.size = align(p + kl + ol)
+	v.digest = binary.LittleEndian.Uint64(b[1:])
+	p := 9
+	if v.flags&flagKeyNum != 0 {
+		v.keyNum, p = uv64(b, p)
+	} else {
+		v.key, p = text(b, p)
+	}
+	if v.flags&flagOrderNum != 0 {
+		v.orderNum, p = uv64(b, p)
+	} else {
+		v.order, p = text(b, p)
+	}
+	v.size = align(p)
 	return v
 }
 
 func (t *Table) at(ref uint64) blob { return t.decode(t.arena.at(ref)) }
 
 // encodedLen is the length of r's blob.
-func (t *Table) encodedLen(r *follow.Record) int {
+func (t *Table) encodedLen(r *item) int {
 	if t.keepBytes && !r.Deleted {
 		return 1 + uvLen(len(r.Bytes)) + uvLen(offsetIn(r.Bytes, r.Key)) + uvLen(len(r.Key)) +
 			uvLen(offsetIn(r.Bytes, r.Order)) + uvLen(len(r.Order)) + len(r.Bytes)
 	}
-	return 1 + uvLen(len(r.Key)) + uvLen(len(r.Order)) + 8 + len(r.Key) + len(r.Order)
+	n := 9
+	if k, ok := r.keyNumber(); ok {
+		n += uvLen(k)
+	} else {
+		n += uvLen(len(r.Key)) + len(r.Key)
+	}
+	if o, ok := r.orderNumber(); ok {
+		n += uvLen(o)
+	} else {
+		n += uvLen(len(r.Order)) + len(r.Order)
+	}
+	return n
 }
 
 // encode writes r's blob into b, of length encodedLen(r).
-func (t *Table) encode(b []byte, r *follow.Record) {
+func (t *Table) encode(b []byte, r *item) {
 	b[0] = t.gen << genShift
 	if r.Deleted {
 		b[0] |= flagDead
@@ -229,16 +362,26 @@ func (t *Table) encode(b []byte, r *follow.Record) {
 		copy(b[p:], r.Bytes)
 		return
 	}
-	p += binary.PutUvarint(b[p:], uint64(len(r.Key)))
-	p += binary.PutUvarint(b[p:], uint64(len(r.Order)))
 	binary.LittleEndian.PutUint64(b[p:], r.Digest())
 	p += 8
-	p += copy(b[p:], r.Key)
-	copy(b[p:], r.Order)
+	if k, ok := r.keyNumber(); ok {
+		b[0] |= flagKeyNum
+		p += binary.PutUvarint(b[p:], k)
+	} else {
+		p += binary.PutUvarint(b[p:], uint64(len(r.Key)))
+		p += copy(b[p:], r.Key)
+	}
+	if o, ok := r.orderNumber(); ok {
+		b[0] |= flagOrderNum
+		binary.PutUvarint(b[p:], o)
+	} else {
+		p += binary.PutUvarint(b[p:], uint64(len(r.Order)))
+		copy(b[p:], r.Order)
+	}
 }
 
 // write appends r's blob and returns its ref.
-func (t *Table) write(r *follow.Record) uint64 {
+func (t *Table) write(r *item) uint64 {
 	n := t.encodedLen(r)
 	ref, b := t.arena.alloc(n)
 	t.encode(b, r)
@@ -256,7 +399,7 @@ func (t *Table) write(r *follow.Record) uint64 {
 // rewrite replaces the blob at ref, indexed in slot, with r's: in place if
 // it takes the same room, so that a table updated in place keeps its order
 // and makes no garbage.
-func (t *Table) rewrite(slot int, ref uint64, old *blob, r *follow.Record) {
+func (t *Table) rewrite(slot int, ref uint64, old *blob, r *item) {
 	if n := t.encodedLen(r); align(n) == old.size {
 		t.encode(t.arena.at(ref)[:n], r)
 		if old.dead() && !r.Deleted {
@@ -274,9 +417,10 @@ func (t *Table) rewrite(slot int, ref uint64, old *blob, r *follow.Record) {
 
 // moved updates the sort cache for a live key whose blob moved.
 func (t *Table) moved(key []byte, to uint64) {
+	var buf [20]byte
 	i, found := slices.BinarySearchFunc(t.byKey, key, func(ref uint64, key []byte) int {
 		v := t.at(ref)
-		return CompareKeys(v.key, key)
+		return CompareKeys(v.keyText(&buf), key)
 	})
 	if found {
 		t.byKey[i] = to
@@ -311,18 +455,19 @@ func offsetIn(whole, sub []byte) int {
 	return int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(whole))))
 }
 
-func (t *Table) same(v *blob, r *follow.Record) bool {
+func (t *Table) same(v *blob, r *item) bool {
 	if v.full {
 		return !r.Deleted && bytes.Equal(v.rec, r.Bytes)
 	}
 	return v.digest == r.Digest() && v.dead() == r.Deleted
 }
 
-// lookup finds key's blob. When there is none, slot is where to index it.
-func (t *Table) lookup(key []byte, keyHash uint64) (slot int, ref uint64, ok bool) {
+// lookup finds the blob of it's key. When there is none, slot is where to
+// index it.
+func (t *Table) lookup(it *item, keyHash uint64) (slot int, ref uint64, ok bool) {
 	return t.index.Find(uint32(keyHash), func(ref uint64) bool {
 		v := t.at(ref)
-		return bytes.Equal(v.key, key)
+		return v.hasKey(it)
 	})
 }
 
@@ -354,11 +499,12 @@ func (t *Table) Prefetch(batch []follow.Record) {
 // first record seen for a key replaces it whatever its order, because the
 // endpoint's current table is the truth a resync restores. r's slices are
 // copied.
-func (t *Table) Apply(r *follow.Record) Op {
+func (t *Table) Apply(rec *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	r := &item{Record: rec}
 	h := r.KeyHash()
-	slot, ref, ok := t.lookup(r.Key, h)
+	slot, ref, ok := t.lookup(r, h)
 	if !ok {
 		t.index.InsertAt(slot, uint32(h), t.write(r))
 		if r.Deleted {
@@ -374,7 +520,7 @@ func (t *Table) Apply(r *follow.Record) Op {
 	authoritative := t.resyncing && v.gen() != t.gen
 	b[0] = b[0]&^(genMax<<genShift) | t.gen<<genShift
 	if !authoritative {
-		c := follow.CompareOrder(r.Order, v.order)
+		c := v.orderVs(r)
 		if c < 0 || (c == 0 && t.same(&v, r)) {
 			return OpNone
 		}
@@ -437,8 +583,9 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var doomed []uint64
+	var buf [20]byte
 	for ref := range t.index.All() {
-		if v := t.at(ref); v.dead() && drop(follow.CompareOrder(v.order, []byte(order))) {
+		if v := t.at(ref); v.dead() && drop(follow.CompareOrder(v.orderText(&buf), []byte(order))) {
 			doomed = append(doomed, ref)
 		}
 	}
@@ -454,7 +601,7 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 func (t *Table) appendNew(r *follow.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pendingRefs = append(t.pendingRefs, t.write(r))
+	t.pendingRefs = append(t.pendingRefs, t.write(&item{Record: r}))
 	t.pendingTags = append(t.pendingTags, uint32(r.KeyHash()))
 	t.live++
 	t.liveBytes += int64(len(r.Bytes))
@@ -472,7 +619,8 @@ func (t *Table) indexNew() {
 // remove drops a blob from the index and the arena.
 func (t *Table) remove(ref uint64) {
 	v := t.at(ref)
-	t.index.Delete(t.slotOf(ref, v.key))
+	var buf [20]byte
+	t.index.Delete(t.slotOf(ref, v.keyText(&buf)))
 	t.drop(ref, &v)
 	t.orderOK = false
 }
@@ -486,13 +634,14 @@ func (t *Table) maybeCompact() {
 	}
 	old := t.arena
 	t.arena = arena{}
+	var buf [20]byte
 	for ref, v := range t.blobs(&old) {
 		if v.garbage() {
 			continue
 		}
 		to, b := t.arena.alloc(v.size)
 		copy(b, old.at(ref)[:v.size])
-		t.index.Replace(t.slotOf(ref, v.key), to)
+		t.index.Replace(t.slotOf(ref, v.keyText(&buf)), to)
 	}
 	t.orderOK = false
 }
@@ -508,7 +657,7 @@ func (t *Table) Len() int {
 func (t *Table) Get(key []byte) ([]byte, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, ref, ok := t.lookup(key, follow.KeyHash(key))
+	_, ref, ok := t.lookup(&item{Record: &follow.Record{Key: key}}, follow.KeyHash(key))
 	if !ok {
 		return nil, false
 	}
@@ -526,9 +675,10 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func(key, rec []byte) bool) {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
+		var buf [20]byte
 		if !t.unordered {
 			for _, v := range t.blobs(&t.arena) {
-				if !v.garbage() && !v.dead() && !yield(v.key, v.rec) {
+				if !v.garbage() && !v.dead() && !yield(v.keyText(&buf), v.rec) {
 					return
 				}
 			}
@@ -536,7 +686,7 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 		}
 		for _, ref := range t.sorted() {
 			v := t.at(ref)
-			if !yield(v.key, v.rec) {
+			if !yield(v.keyText(&buf), v.rec) {
 				return
 			}
 		}
@@ -577,11 +727,12 @@ func (t *Table) sortItems() []sortItem {
 		if v.dead() {
 			continue
 		}
-		key := v.key
 		it := sortItem{ref: ref}
-		if key[0] == '"' {
+		if v.flags&flagKeyNum != 0 {
+			it.num = v.keyNum
+		} else if v.key[0] == '"' {
 			it.num = 1<<64 - 1
-		} else if n, ok := smallUint(key); ok {
+		} else if n, ok := plainNum(v.key); ok {
 			it.num = n
 		} else {
 			fast = false
@@ -606,33 +757,28 @@ func (t *Table) sortItems() []sortItem {
 
 func (t *Table) compareRefs(a, b uint64) int {
 	va, vb := t.at(a), t.at(b)
-	return CompareKeys(va.key, vb.key)
-}
-
-// smallUint parses a plain integer below 2^64-1 (which marks strings).
-func smallUint(s []byte) (uint64, bool) {
-	if len(s) > 19 {
-		return 0, false
+	switch {
+	case va.flags&vb.flags&flagKeyNum != 0:
+		return cmp.Compare(va.keyNum, vb.keyNum)
+	case (va.flags|vb.flags)&flagKeyNum == 0:
+		return compareKeys(va.key, vb.key)
 	}
-	var n uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
+	var ba, bb [20]byte
+	return compareKeys(va.keyText(&ba), vb.keyText(&bb))
 }
 
 // CompareKeys orders keys given as JSON text the way snapshots are sorted:
 // numbers by exact value, then strings bytewise by their contents; keys
 // equal in value but spelled differently (1 and 1.0) by their text.
-func CompareKeys[T ~string | ~[]byte](a, b T) int {
-	if c := follow.CompareOrder([]byte(a), []byte(b)); c != 0 {
+func CompareKeys[T ~string | ~[]byte](a, b T) int { return compareKeys([]byte(a), []byte(b)) }
+
+// compareKeys is CompareKeys, not generic, so that escape analysis sees
+// that it keeps neither key.
+func compareKeys(a, b []byte) int {
+	if c := follow.CompareOrder(a, b); c != 0 {
 		return c
 	}
-	return bytes.Compare([]byte(a), []byte(b))
+	return bytes.Compare(a, b)
 }
 
 // BeginResync starts a full resync (PROTOCOL 5.4): from now on every key
@@ -697,7 +843,8 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	}
 	for _, ref := range doomed {
 		v := t.at(ref)
-		removed = append(removed, Removed{Key: bytes.Clone(v.key), Order: bytes.Clone(v.order)})
+		var kb, ob [20]byte
+		removed = append(removed, Removed{Key: bytes.Clone(v.keyText(&kb)), Order: bytes.Clone(v.orderText(&ob))})
 		t.live--
 		t.liveBytes -= int64(len(v.rec))
 		t.remove(ref)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +66,12 @@ func TestTable_Transitions(t *testing.T) {
 		{"KeysByJSONText", []string{live(1, 10), live(`"1"`, 10)}, []Op{OpInsert, OpInsert}, live(1, 10) + "\n" + live(`"1"`, 10)},
 		{"ExactOrderBeyondFloat64", []string{live(1, "9007199254740993"), live(1, "9007199254740992")}, []Op{OpInsert, OpNone}, live(1, "9007199254740993")},
 		{"StringOrders", []string{live(1, `"2024-01-02"`), live(1, `"2024-01-01"`), live(1, `"2024-01-03"`)}, []Op{OpInsert, OpNone, OpUpdate}, live(1, `"2024-01-03"`)},
+		// An index keeps plain integers as numbers: values spelled
+		// otherwise still compare by value, and keys by their text.
+		{"EqualOrderSpelledOtherwise", []string{live(1, 100), live(1, "1e2")}, []Op{OpInsert, OpUpdate}, live(1, "1e2")},
+		{"StaleOrderSpelledOtherwise", []string{live(1, 100), live(1, "99.5"), dead(1, "1.005e2")}, []Op{OpInsert, OpNone, OpDelete}, ""},
+		{"LargestNumberKept", []string{live("9999999999999999999", "9999999999999999999"), live("9999999999999999999", "10000000000000000000")}, []Op{OpInsert, OpUpdate}, live("9999999999999999999", "10000000000000000000")},
+		{"KeySpelledOtherwise", []string{live(10, 1), live("1e1", 1), live(10, 1)}, []Op{OpInsert, OpInsert, OpNone}, live(10, 1) + "\n" + live("1e1", 1)},
 		{"SortedNumbersThenStrings", []string{live(`"b"`, 1), live(10, 1), live(`"a"`, 1), live(9, 1), live(-1, 1)}, nil,
 			strings.Join([]string{live(-1, 1), live(9, 1), live(10, 1), live(`"a"`, 1), live(`"b"`, 1)}, "\n")},
 	}
@@ -504,6 +511,29 @@ func TestTable_AgainstModel(t *testing.T) {
 		check(-1)
 		if resyncs <= genMax || tb.arena.bytes > 4*compactMin {
 			t.Fatalf("%d resyncs, arena of %d bytes: the test did not reach what it tests", resyncs, tb.arena.bytes)
+		}
+	}
+}
+
+// plainNum against strconv, on digits, near-digits and lengths around its
+// eight-at-a-time steps.
+func TestPlainNum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	alphabet := "0123456789/:a -.e"
+	for range 200_000 {
+		b := make([]byte, rng.IntN(22))
+		for i := range b {
+			if rng.IntN(12) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = byte('0' + rng.IntN(10))
+			}
+		}
+		got, ok := plainNum(b)
+		want, err := strconv.ParseUint(string(b), 10, 64)
+		wantOK := err == nil && len(b) <= 19 && (len(b) == 1 || b[0] != '0')
+		if ok != wantOK || (ok && got != want) {
+			t.Fatalf("plainNum(%q) = %d, %v; want %d, %v", b, got, ok, want, wantOK)
 		}
 	}
 }

@@ -20,10 +20,21 @@ import (
 // the old slots and writes the new ones in sequence, not at random. Any
 // size will do, so the index grows by half, not double, and holds 0.53 to
 // 0.8 entries a slot, not 0.375 to 0.75.
+//
+// An Index must not be copied: its slots may be mapped outside the heap,
+// and given back when it grows.
 type Index struct {
 	slots []uint64 // tag<<32 | value+1 (tag's low 4 bits cleared); 0 is empty
+	mem   *mapping
 	n     int
+	_     noCopy
 }
+
+// noCopy makes go vet report copies of an Index.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 const (
 	minSlots  = 1 << 10
@@ -116,7 +127,8 @@ func (x *Index) Len() int { return x.n }
 // Reset empties the index, giving back its memory if it had grown large.
 func (x *Index) Reset() {
 	if len(x.slots) > minSlots {
-		x.slots = nil
+		x.mem.free()
+		x.slots, x.mem = nil, nil
 	} else {
 		clear(x.slots)
 	}
@@ -207,13 +219,14 @@ func (x *Index) Reserve(n int) {
 func (x *Index) grow() { x.resize(max(minSlots, len(x.slots)+len(x.slots)/2)) }
 
 func (x *Index) resize(size int) {
-	old := x.slots
-	x.slots = make([]uint64, size)
+	old, mem := x.slots, x.mem
+	x.slots, x.mem = makeSlots(size)
 	for _, s := range old {
 		if s != 0 {
 			x.place(s)
 		}
 	}
+	mem.free()
 }
 
 // Delete empties a slot, moving later slots of the same probe run back so

@@ -171,3 +171,27 @@ func TestIndex_InsertAllOntoEntries(t *testing.T) {
 		}
 	}
 }
+
+// An index large enough for mapped slots grows, empties and fills again
+// with every value findable; its mapping is given back, not left behind.
+func TestIndex_MappedSlots(t *testing.T) {
+	var x Index
+	for round := range 2 {
+		n := mapMin + round*1000
+		for i := range n {
+			x.Insert(uint32(i)*2654435761, uint64(i))
+		}
+		if x.mem == nil {
+			t.Fatalf("round %d: %d slots are on the heap, not mapped", round, len(x.slots))
+		}
+		for i := range n {
+			if _, _, ok := x.Find(uint32(i)*2654435761, func(v uint64) bool { return v == uint64(i) }); !ok {
+				t.Fatalf("round %d: value %d lost", round, i)
+			}
+		}
+		x.Reset()
+		if x.mem != nil || x.Len() != 0 {
+			t.Fatalf("round %d: Reset kept the mapping or %d values", round, x.Len())
+		}
+	}
+}
