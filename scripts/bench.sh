@@ -53,6 +53,24 @@ rm -f "$dir"/replica.jsonl*
 "$bin" sync "$url/" --out "$dir/replica.jsonl" 2>/dev/null
 measure "lockstep sync (restart, nothing new)" "$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
 
+# The fixed cost of a run, which no table size changes (the binary, the
+# runtime, the buffers): tail and sync of 1,000 of the same records. Memory
+# per key and per snapshot byte is what the other 999,000 add to it.
+small="$dir/records-1000.jsonl"
+head -1000 "$data" >"$small"
+smallbytes=$(wc -c <"$small")
+"$bin" serve --finite --addr 127.0.0.1:0 "$small" 2>"$log.small" &
+smallserver=$!
+trap 'kill $server $smallserver 2>/dev/null; rm -f "$log" "$log.small"' EXIT
+for _ in $(seq 300); do grep -q serving "$log.small" && break; sleep 0.1; done
+smallurl="$(grep -o 'http://[^ ]*' "$log.small")"
+base_tail=$(for _ in 1 2 3; do /usr/bin/time -f '%M' "$bin" tail --once "$smallurl/" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
+base_sync=$(for _ in 1 2 3; do rm -f "$dir"/small.jsonl*; /usr/bin/time -f '%M' "$bin" sync "$smallurl/" --out "$dir/small.jsonl" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
+rm -f "$dir"/small.jsonl* "$log.small"
+kill $smallserver
+wait $smallserver 2>/dev/null || true
+trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
+
 # The floor, tail and sync in alternated rounds: the machine's speed drifts
 # (it is shared), so each ratio is taken within a round and the median of
 # the rounds reported.
@@ -68,7 +86,8 @@ for _ in $(seq "$ROUNDS"); do
 		echo "$name $(/usr/bin/time -f '%e %M %U %S' bash -c "$cmd" 2>&1 >/dev/null | tail -1)" >>"$rounds"
 	done
 done
-awk -v n="$N" -v bytes="$bytes" -v rounds="$ROUNDS" -v jq="${results[1]}" '
+awk -v n="$N" -v bytes="$bytes" -v rounds="$ROUNDS" -v jq="${results[1]}" \
+	-v base_tail="$base_tail" -v base_sync="$base_sync" -v smallbytes="$smallbytes" '
 	function median(a, k,   i, j, t) {
 		for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 		return k % 2 ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
@@ -88,8 +107,10 @@ awk -v n="$N" -v bytes="$bytes" -v rounds="$ROUNDS" -v jq="${results[1]}" '
 		printf "%-44s %7.2f s  %6.2f s cpu  %8d KB peak\n", "lockstep sync (from 0, to a snapshot)", median(st, rounds), median(sc, rounds), median(sm, rounds)
 		tail = median(tt, rounds)
 		printf "\ntail --once: %.2fx the time of parsing alone (fastjson), %.2fx its cpu; %.0f records/s, %.1fx faster than curl | jq\n", median(r1, rounds), median(r3, rounds), n / tail, j[2] / tail
-		printf "tail: %.0f bytes of memory per key\n", median(tm, rounds) * 1024 / n
-		printf "sync: %.2fx the time of tail --once, peak memory %.2fx the snapshot size\n", median(r2, rounds), median(sm, rounds) * 1024 / bytes
+		printf "tail: %.0f bytes of memory per key held, beyond the %d KB a run of 1,000 records takes (%.0f bytes a key all told)\n",
+			(median(tm, rounds) - base_tail) * 1024 / (n - 1000), base_tail, median(tm, rounds) * 1024 / n
+		printf "sync: %.2fx the time of tail --once; peak memory %.2fx the snapshot size beyond the %d KB a run of 1,000 records takes (%.2fx all told)\n",
+			median(r2, rounds), (median(sm, rounds) - base_sync) * 1024 / (bytes - smallbytes), base_sync, median(sm, rounds) * 1024 / bytes
 	}' "$rounds"
 rm -f "$rounds"
 

@@ -64,15 +64,18 @@ type Table struct {
 	// mass-deletion guard protects, whatever the resync added since.
 	liveAtBegin int
 
-	// The live blobs lie in key order in the arena unless unordered is
-	// set: a first load whose keys grow over time, and any number of
-	// updates in place after it, need no sort to be written. lastKey is
-	// the key of the last live blob appended.
-	unordered bool
+	// The live blobs before sortedEnd (a ref) lie in key order in the
+	// arena: a first load whose keys grow over time, and any number of
+	// updates in place after it, need no sort to be written, and later
+	// inserts and moves only a sort of their own, to merge. lastKey is the
+	// key of the last live blob there. An index keeps no order (noOrder):
+	// it is never written.
+	noOrder   bool
+	sortedEnd uint64
 	lastKey   []byte
 
-	// byKey caches the live blobs in key order between snapshots, when the
-	// arena's order is lost: updates keep it, inserts and deletes spoil it.
+	// byKey caches the live blobs from sortedEnd on, in key order, between
+	// snapshots: inserts, moves and deletes spoil it.
 	sortMu  sync.Mutex
 	byKey   []uint64
 	orderOK bool
@@ -236,7 +239,7 @@ func NewTable() *Table { return &Table{keepBytes: true} }
 // NewIndex returns an empty table that keeps keys and order values but not
 // record bytes: enough to decide what is a change (lockstep tail), at a
 // fraction of the memory. Its Get and All return no records.
-func NewIndex() *Table { return &Table{unordered: true} }
+func NewIndex() *Table { return &Table{noOrder: true} }
 
 func align(n int) int { return (n + 3) &^ 3 }
 
@@ -256,6 +259,19 @@ func (a *arena) alloc(n int) (uint64, []byte) {
 	a.slabs[k-1] = s[:off+size]
 	a.bytes += int64(size)
 	return uint64(k-1)<<offBits | uint64(off>>2), s[off : off+n : off+n]
+}
+
+// end is the ref of the arena's end: every blob's ref is below it, and
+// every blob appended later will have one at least as high.
+func (a *arena) end() uint64 {
+	k := len(a.slabs)
+	if k == 0 {
+		return 0
+	}
+	if s := a.slabs[k-1]; len(s) < slabSize {
+		return uint64(k-1)<<offBits | uint64(len(s)>>2)
+	}
+	return uint64(k) << offBits // full, or one large blob's
 }
 
 // at returns the bytes from ref's blob to the end of its slab.
@@ -382,14 +398,15 @@ func (t *Table) encode(b []byte, r *item) {
 
 // write appends r's blob and returns its ref.
 func (t *Table) write(r *item) uint64 {
+	inOrder := !t.noOrder && t.sortedEnd == t.arena.end() &&
+		(r.Deleted || len(t.lastKey) == 0 || compareKeys(r.Key, t.lastKey) > 0)
 	n := t.encodedLen(r)
 	ref, b := t.arena.alloc(n)
 	t.encode(b, r)
 	t.usedBytes += int64(align(n))
-	if !r.Deleted && !t.unordered {
-		if len(t.lastKey) > 0 && CompareKeys(r.Key, t.lastKey) <= 0 {
-			t.unordered = true
-		} else {
+	if inOrder {
+		t.sortedEnd = t.arena.end()
+		if !r.Deleted {
 			t.lastKey = append(t.lastKey[:0], r.Key...)
 		}
 	}
@@ -402,31 +419,15 @@ func (t *Table) write(r *item) uint64 {
 func (t *Table) rewrite(slot int, ref uint64, old *blob, r *item) {
 	if n := t.encodedLen(r); align(n) == old.size {
 		t.encode(t.arena.at(ref)[:n], r)
-		if old.dead() && !r.Deleted {
-			t.unordered = true // a live key where a tombstone was: anywhere in key order
+		if old.dead() && !r.Deleted && ref < t.sortedEnd {
+			// A live key where a tombstone was may break the order.
+			t.sortedEnd = 0
 		}
 		return
 	}
-	to := t.write(r)
-	t.index.Replace(slot, to)
+	t.index.Replace(slot, t.write(r))
 	t.drop(ref, old)
-	if !old.dead() && !r.Deleted && t.orderOK {
-		t.moved(r.Key, to)
-	}
-}
-
-// moved updates the sort cache for a live key whose blob moved.
-func (t *Table) moved(key []byte, to uint64) {
-	var buf [20]byte
-	i, found := slices.BinarySearchFunc(t.byKey, key, func(ref uint64, key []byte) int {
-		v := t.at(ref)
-		return CompareKeys(v.keyText(&buf), key)
-	})
-	if found {
-		t.byKey[i] = to
-	} else {
-		t.orderOK = false
-	}
+	t.orderOK = false
 }
 
 // drop marks a blob garbage.
@@ -435,11 +436,14 @@ func (t *Table) drop(ref uint64, v *blob) {
 	t.usedBytes -= int64(v.size)
 }
 
-// blobs yields every blob in the arena, garbage too, in the order written.
-func (t *Table) blobs(a *arena) iter.Seq2[uint64, blob] {
+// blobs yields the blobs of an arena from ref from on, garbage too, in the
+// order written.
+func (t *Table) blobs(a *arena, from uint64) iter.Seq2[uint64, blob] {
 	return func(yield func(uint64, blob) bool) {
-		for k, s := range a.slabs {
-			for off := 0; off < len(s); {
+		off := int(from&(1<<offBits-1)) << 2
+		for k := int(from >> offBits); k < len(a.slabs); k, off = k+1, 0 {
+			s := a.slabs[k]
+			for off < len(s) {
 				v := t.decode(s[off:])
 				if !yield(uint64(k)<<offBits|uint64(off>>2), v) {
 					return
@@ -632,16 +636,23 @@ func (t *Table) maybeCompact() {
 	if t.arena.bytes < compactMin || t.arena.bytes < 3*t.usedBytes {
 		return
 	}
-	old := t.arena
+	old, sortedEnd := t.arena, t.sortedEnd
 	t.arena = arena{}
+	t.sortedEnd = ^uint64(0)
 	var buf [20]byte
-	for ref, v := range t.blobs(&old) {
+	for ref, v := range t.blobs(&old, 0) {
+		if ref >= sortedEnd && t.sortedEnd == ^uint64(0) {
+			t.sortedEnd = t.arena.end()
+		}
 		if v.garbage() {
 			continue
 		}
 		to, b := t.arena.alloc(v.size)
 		copy(b, old.at(ref)[:v.size])
 		t.index.Replace(t.slotOf(ref, v.keyText(&buf)), to)
+	}
+	if t.sortedEnd == ^uint64(0) {
+		t.sortedEnd = t.arena.end()
 	}
 	t.orderOK = false
 }
@@ -675,19 +686,43 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func(key, rec []byte) bool) {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
-		var buf [20]byte
-		if !t.unordered {
-			for _, v := range t.blobs(&t.arena) {
-				if !v.garbage() && !v.dead() && !yield(v.keyText(&buf), v.rec) {
+		// The blobs in order in the arena, merged with the rest sorted.
+		rest := t.sorted()
+		var buf, rbuf [20]byte
+		var r blob
+		var rkey []byte
+		if len(rest) > 0 {
+			r = t.at(rest[0])
+			rkey = r.keyText(&rbuf)
+		}
+		for ref, v := range t.blobs(&t.arena, 0) {
+			if ref >= t.sortedEnd {
+				break
+			}
+			if v.garbage() || v.dead() {
+				continue
+			}
+			key := v.keyText(&buf)
+			for len(rest) > 0 && compareKeys(rkey, key) < 0 {
+				if !yield(rkey, r.rec) {
 					return
 				}
+				if rest = rest[1:]; len(rest) > 0 {
+					r = t.at(rest[0])
+					rkey = r.keyText(&rbuf)
+				}
 			}
-			return
-		}
-		for _, ref := range t.sorted() {
-			v := t.at(ref)
-			if !yield(v.keyText(&buf), v.rec) {
+			if !yield(key, v.rec) {
 				return
+			}
+		}
+		for len(rest) > 0 {
+			if !yield(rkey, r.rec) {
+				return
+			}
+			if rest = rest[1:]; len(rest) > 0 {
+				r = t.at(rest[0])
+				rkey = r.keyText(&rbuf)
 			}
 		}
 	}
@@ -700,10 +735,10 @@ type sortItem struct {
 	ref uint64
 }
 
-// sorted returns the live blobs in snapshot order. Keys that are plain
-// non-negative integers, the common case, sort as machine words. The
-// caller holds a lock; the cache is written under the read lock too,
-// so sortMu keeps two readers from writing it at once.
+// sorted returns the live blobs from sortedEnd on, in snapshot order. Keys
+// that are plain non-negative integers, the common case, sort as machine
+// words. The caller holds a lock; the cache is written under the read lock
+// too, so sortMu keeps two readers from writing it at once.
 func (t *Table) sorted() []uint64 {
 	t.sortMu.Lock()
 	defer t.sortMu.Unlock()
@@ -720,11 +755,10 @@ func (t *Table) sorted() []uint64 {
 }
 
 func (t *Table) sortItems() []sortItem {
-	items := make([]sortItem, 0, t.live)
+	var items []sortItem
 	fast := true
-	for ref := range t.index.All() {
-		v := t.at(ref)
-		if v.dead() {
+	for ref, v := range t.blobs(&t.arena, t.sortedEnd) {
+		if v.garbage() || v.dead() {
 			continue
 		}
 		it := sortItem{ref: ref}

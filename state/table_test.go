@@ -537,3 +537,37 @@ func TestPlainNum(t *testing.T) {
 		}
 	}
 }
+
+// Records larger than a slab get slabs of their own; the order the arena
+// keeps must hold across them, and keys that arrive out of order after
+// them must merge into place.
+func TestTable_LargeRecordsInOrder(t *testing.T) {
+	tb := NewTable()
+	big := `,"p":"` + strings.Repeat("x", slabSize+100) + `"`
+	var want []string
+	for k := 1; k <= 6; k++ {
+		extra := ""
+		if k != 3 { // the last blob in order is a large one
+			extra = big
+		}
+		tb.Apply(record(t, live(k*10, 1, extra)))
+		want = append(want, fmt.Sprint(k*10))
+	}
+	if tb.sortedEnd != tb.arena.end() {
+		t.Fatalf("keys that came in order left blobs to sort: sortedEnd %x, end %x", tb.sortedEnd, tb.arena.end())
+	}
+	tb.Apply(record(t, live(35, 1, big)))
+	tb.Apply(record(t, live(5, 1)))
+	want = append(want, "35", "5")
+	slices.SortFunc(want, CompareKeys)
+	var got []string
+	for k, rec := range tb.All() {
+		got = append(got, string(k))
+		if r := record(t, string(rec)); string(r.Key) != string(k) {
+			t.Fatalf("key %s yielded record of %s", k, r.Key)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("All gave %v, want %v", got, want)
+	}
+}
