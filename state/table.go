@@ -46,8 +46,9 @@ func (o Op) String() string {
 // Table is an in-memory replica. Each key's data is one blob in large
 // append-only slabs, not one allocation each, and the index maps a hash of
 // each key straight to its blob: a table of millions of records gives the
-// garbage collector nothing to scan, costs 8 bytes of index a key beyond
-// its blob, and growing the index never reads a key back from memory.
+// garbage collector nothing to scan, costs beyond its blobs one 8-byte
+// index slot a key (10 to 15 bytes, as the index is 0.53 to 0.8 full), and
+// growing the index never reads a key back from memory.
 // Tombstones are remembered (key and order value only) so that a stale
 // update cannot resurrect a deleted key.
 type Table struct {
@@ -56,7 +57,6 @@ type Table struct {
 	index     keyset.Index // key hash -> ref of the key's blob
 	arena     arena
 	live      int
-	liveBytes int64
 	usedBytes int64 // the blobs in use; the rest of the arena is garbage
 	gen       uint8 // resync generation, 0 to genMax
 	resyncing bool
@@ -68,16 +68,20 @@ type Table struct {
 	// arena: a first load whose keys grow over time, and any number of
 	// updates in place after it, need no sort to be written, and later
 	// inserts and moves only a sort of their own, to merge. lastKey is the
-	// key of the last live blob there. An index keeps no order (noOrder):
-	// it is never written.
+	// key of the last live blob appended there (deleted since, it only
+	// makes the next comparison stricter). An index keeps no order
+	// (noOrder): it is never written.
 	noOrder   bool
 	sortedEnd uint64
 	lastKey   []byte
 
-	// byKey caches the live blobs from sortedEnd on, in key order, between
-	// snapshots: inserts, moves and deletes spoil it.
+	// byKey holds the blobs from sortedEnd on in key order, between
+	// snapshots, once orderOK; pending, the live blobs appended there since,
+	// to sort and merge in. Deleted and moved blobs are skipped, not
+	// removed, so that changes keep the order and cost no sort.
 	sortMu  sync.Mutex
 	byKey   []uint64
+	pending []uint64
 	orderOK bool
 
 	// The blobs appendNew added, not yet indexed.
@@ -90,8 +94,8 @@ type Table struct {
 // order value (uvarints) and its bytes. Anything else is a hash of the
 // record (8 bytes, to tell a duplicate from a change), then the key and
 // the order value, each a uvarint length and the text, or, if it is a plain
-// integer, the uvarint of its value: ids and timestamps then take 3 to 6
-// bytes, not 7 to 13. Blobs start at multiples of 4 bytes.
+// integer, the uvarint of its value: a 7-digit id then takes 3 bytes,
+// a timestamp in milliseconds 6. Blobs start at multiples of 4 bytes.
 const (
 	flagDead     = 1 << iota // a tombstone
 	flagGarbage              // no longer in the index
@@ -112,7 +116,7 @@ type blob struct {
 	size             int    // bytes from this blob to the next
 }
 
-// hasKey reports whether the blob is it's key's.
+// hasKey reports whether the blob is the one of it.Key.
 func (v *blob) hasKey(it *item) bool {
 	if v.flags&flagKeyNum != 0 {
 		n, ok := it.keyNumber()
@@ -139,7 +143,7 @@ func (v *blob) orderText(buf *[20]byte) []byte {
 	return v.order
 }
 
-// orderVs compares it's order value with the blob's.
+// orderVs compares it.Order with the blob's order value.
 func (v *blob) orderVs(it *item) int {
 	if v.flags&flagOrderNum != 0 {
 		if n, ok := it.orderNumber(); ok {
@@ -219,7 +223,7 @@ func (v *blob) garbage() bool { return v.flags&flagGarbage != 0 }
 // 256 GiB of blobs.
 type arena struct {
 	slabs [][]byte
-	bytes int64 // appended, alignment included
+	bytes int64 // appended, alignment and the unused ends of slabs included
 }
 
 const (
@@ -250,6 +254,9 @@ func (a *arena) alloc(n int) (uint64, []byte) {
 	if k == 0 || len(a.slabs[k-1])+size > cap(a.slabs[k-1]) {
 		if k == maxSlabs {
 			panic("state: a table may not hold over 256 GiB")
+		}
+		if k > 0 { // the end of the last slab is garbage from now on
+			a.bytes += int64(cap(a.slabs[k-1]) - len(a.slabs[k-1]))
 		}
 		a.slabs = append(a.slabs, make([]byte, 0, max(slabSize, size)))
 		k++
@@ -307,8 +314,10 @@ func uvLen[T int | uint64](v T) int {
 	return n
 }
 
-func (t *Table) decode(b []byte) blob {
-	v := blob{flags: b[0]}
+// decode decodes the blob at the start of b into v, which it overwrites
+// whole (a blob is too large to return by value on the hot paths).
+func (t *Table) decode(b []byte, v *blob) {
+	*v = blob{flags: b[0]}
 	if t.keepBytes && v.flags&flagDead == 0 {
 		var n, ko, kl, oo, ol int
 		p := 6
@@ -324,7 +333,7 @@ func (t *Table) decode(b []byte) blob {
 		v.rec = b[p : p+n]
 		v.key, v.order = v.rec[ko:ko+kl], v.rec[oo:oo+ol]
 		v.full, v.size = true, align(p+n)
-		return v
+		return
 	}
 	v.digest = binary.LittleEndian.Uint64(b[1:])
 	p := 9
@@ -339,10 +348,12 @@ func (t *Table) decode(b []byte) blob {
 		v.order, p = text(b, p)
 	}
 	v.size = align(p)
-	return v
 }
 
-func (t *Table) at(ref uint64) blob { return t.decode(t.arena.at(ref)) }
+func (t *Table) at(ref uint64) (v blob) {
+	t.decode(t.arena.at(ref), &v)
+	return v
+}
 
 // encodedLen is the length of r's blob.
 func (t *Table) encodedLen(r *item) int {
@@ -404,11 +415,14 @@ func (t *Table) write(r *item) uint64 {
 	ref, b := t.arena.alloc(n)
 	t.encode(b, r)
 	t.usedBytes += int64(align(n))
-	if inOrder {
+	switch {
+	case inOrder:
 		t.sortedEnd = t.arena.end()
 		if !r.Deleted {
 			t.lastKey = append(t.lastKey[:0], r.Key...)
 		}
+	case !r.Deleted && t.orderOK:
+		t.pending = append(t.pending, ref)
 	}
 	return ref
 }
@@ -419,15 +433,18 @@ func (t *Table) write(r *item) uint64 {
 func (t *Table) rewrite(slot int, ref uint64, old *blob, r *item) {
 	if n := t.encodedLen(r); align(n) == old.size {
 		t.encode(t.arena.at(ref)[:n], r)
-		if old.dead() && !r.Deleted && ref < t.sortedEnd {
-			// A live key where a tombstone was may break the order.
-			t.sortedEnd = 0
+		if old.dead() && !r.Deleted {
+			// A live key where a tombstone was may break the order, and
+			// be in no sort cache.
+			if ref < t.sortedEnd {
+				t.sortedEnd = 0
+			}
+			t.orderOK = false
 		}
 		return
 	}
 	t.index.Replace(slot, t.write(r))
 	t.drop(ref, old)
-	t.orderOK = false
 }
 
 // drop marks a blob garbage.
@@ -437,15 +454,16 @@ func (t *Table) drop(ref uint64, v *blob) {
 }
 
 // blobs yields the blobs of an arena from ref from on, garbage too, in the
-// order written.
-func (t *Table) blobs(a *arena, from uint64) iter.Seq2[uint64, blob] {
-	return func(yield func(uint64, blob) bool) {
+// order written. The blob yielded is valid until the next.
+func (t *Table) blobs(a *arena, from uint64) iter.Seq2[uint64, *blob] {
+	return func(yield func(uint64, *blob) bool) {
+		var v blob
 		off := int(from&(1<<offBits-1)) << 2
 		for k := int(from >> offBits); k < len(a.slabs); k, off = k+1, 0 {
 			s := a.slabs[k]
 			for off < len(s) {
-				v := t.decode(s[off:])
-				if !yield(uint64(k)<<offBits|uint64(off>>2), v) {
+				t.decode(s[off:], &v)
+				if !yield(uint64(k)<<offBits|uint64(off>>2), &v) {
 					return
 				}
 				off += v.size
@@ -469,8 +487,9 @@ func (t *Table) same(v *blob, r *item) bool {
 // lookup finds the blob of it's key. When there is none, slot is where to
 // index it.
 func (t *Table) lookup(it *item, keyHash uint64) (slot int, ref uint64, ok bool) {
+	var v blob
 	return t.index.Find(uint32(keyHash), func(ref uint64) bool {
-		v := t.at(ref)
+		t.decode(t.arena.at(ref), &v)
 		return v.hasKey(it)
 	})
 }
@@ -514,13 +533,12 @@ func (t *Table) Apply(rec *follow.Record) Op {
 		if r.Deleted {
 			return OpTombstone
 		}
-		t.orderOK = false
 		t.live++
-		t.liveBytes += int64(len(r.Bytes))
 		return OpInsert
 	}
 	b := t.arena.at(ref)
-	v := t.decode(b)
+	var v blob
+	t.decode(b, &v)
 	authoritative := t.resyncing && v.gen() != t.gen
 	b[0] = b[0]&^(genMax<<genShift) | t.gen<<genShift
 	if !authoritative {
@@ -532,17 +550,12 @@ func (t *Table) Apply(rec *follow.Record) Op {
 		return OpSeen
 	}
 	wasLive := !v.dead()
-	if wasLive == r.Deleted {
-		t.orderOK = false
-	}
 	if wasLive {
 		t.live--
-		t.liveBytes -= int64(len(v.rec))
 	}
 	t.rewrite(slot, ref, &v, r)
 	if !r.Deleted {
 		t.live++
-		t.liveBytes += int64(len(r.Bytes))
 	}
 	t.maybeCompact()
 	switch {
@@ -596,6 +609,7 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	for _, ref := range doomed {
 		t.remove(ref)
 	}
+	t.maybeCompact()
 	return len(doomed)
 }
 
@@ -608,8 +622,6 @@ func (t *Table) appendNew(r *follow.Record) {
 	t.pendingRefs = append(t.pendingRefs, t.write(&item{Record: r}))
 	t.pendingTags = append(t.pendingTags, uint32(r.KeyHash()))
 	t.live++
-	t.liveBytes += int64(len(r.Bytes))
-	t.orderOK = false
 }
 
 // indexNew indexes the records appendNew added.
@@ -626,35 +638,51 @@ func (t *Table) remove(ref uint64) {
 	var buf [20]byte
 	t.index.Delete(t.slotOf(ref, v.keyText(&buf)))
 	t.drop(ref, &v)
-	t.orderOK = false
 }
 
 // maybeCompact copies the blobs in use to a fresh arena once garbage
 // outweighs them twice over, so that a long-running follower's memory
-// tracks its table, not its history of changes. It keeps their order.
+// tracks its table, not its history of changes. A table that is written
+// gets its live blobs in key order, so that none need sorting after.
 func (t *Table) maybeCompact() {
 	if t.arena.bytes < compactMin || t.arena.bytes < 3*t.usedBytes {
 		return
 	}
-	old, sortedEnd := t.arena, t.sortedEnd
-	t.arena = arena{}
-	t.sortedEnd = ^uint64(0)
+	var to arena
 	var buf [20]byte
-	for ref, v := range t.blobs(&old, 0) {
-		if ref >= sortedEnd && t.sortedEnd == ^uint64(0) {
-			t.sortedEnd = t.arena.end()
-		}
-		if v.garbage() {
-			continue
-		}
-		to, b := t.arena.alloc(v.size)
-		copy(b, old.at(ref)[:v.size])
-		t.index.Replace(t.slotOf(ref, v.keyText(&buf)), to)
+	// move copies a blob and leaves in its old place, marked garbage, the
+	// ref of the copy, for the index: every blob has 8 bytes after its
+	// flags, and the walks below never read a blob again once it moved.
+	move := func(ref uint64, v *blob) {
+		at, b := to.alloc(v.size)
+		from := t.arena.at(ref)
+		copy(b, from[:v.size])
+		from[0] |= flagGarbage
+		binary.LittleEndian.PutUint64(from[1:], at)
 	}
-	if t.sortedEnd == ^uint64(0) {
-		t.sortedEnd = t.arena.end()
+	if t.noOrder {
+		for ref, v := range t.blobs(&t.arena, 0) {
+			if !v.garbage() {
+				move(ref, v)
+			}
+		}
+		t.orderOK = false
+	} else {
+		for ref, v := range t.blobs(&t.arena, 0) {
+			if !v.garbage() && v.dead() {
+				move(ref, v)
+			}
+		}
+		t.lastKey = t.lastKey[:0]
+		for ref, v := range t.ordered() {
+			t.lastKey = append(t.lastKey[:0], v.keyText(&buf)...)
+			move(ref, v)
+		}
+		t.sortedEnd = to.end()
+		t.byKey, t.pending, t.orderOK = nil, nil, true
 	}
-	t.orderOK = false
+	t.index.Rewrite(func(ref uint64) uint64 { return binary.LittleEndian.Uint64(t.arena.at(ref)[1:]) })
+	t.arena = to
 }
 
 // Len is the number of live records.
@@ -686,15 +714,49 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func(key, rec []byte) bool) {
 		t.mu.RLock()
 		defer t.mu.RUnlock()
-		// The blobs in order in the arena, merged with the rest sorted.
+		var buf [20]byte
+		for _, v := range t.ordered() {
+			if !yield(v.keyText(&buf), v.rec) {
+				return
+			}
+		}
+	}
+}
+
+// ordered yields the live blobs in key order: those in order in the arena
+// merged with the rest, sorted. The caller holds a lock. The blob yielded
+// is valid until the next.
+func (t *Table) ordered() iter.Seq2[uint64, *blob] {
+	return func(yield func(uint64, *blob) bool) {
 		rest := t.sorted()
-		var buf, rbuf [20]byte
 		var r blob
 		var rkey []byte
-		if len(rest) > 0 {
-			r = t.at(rest[0])
-			rkey = r.keyText(&rbuf)
+		var rplain bool
+		var buf, rbuf [20]byte
+		// next loads rest[0], skipping blobs deleted or moved since.
+		next := func() bool {
+			for ; len(rest) > 0; rest = rest[1:] {
+				if t.decode(t.arena.at(rest[0]), &r); !r.garbage() && !r.dead() {
+					rkey = r.keyText(&rbuf)
+					rplain = digits(rkey)
+					return true
+				}
+			}
+			return false
 		}
+		// before reports whether rest[0] sorts before key: for two plain
+		// integers, the usual keys, without a call (JSON writes no
+		// leading zeros, so the longer is the greater).
+		before := func(key []byte) bool {
+			if rplain && digits(key) {
+				if len(rkey) != len(key) {
+					return len(rkey) < len(key)
+				}
+				return string(rkey) < string(key)
+			}
+			return compareKeys(rkey, key) < 0
+		}
+		more := next()
 		for ref, v := range t.blobs(&t.arena, 0) {
 			if ref >= t.sortedEnd {
 				break
@@ -703,27 +765,23 @@ func (t *Table) All() iter.Seq2[[]byte, []byte] {
 				continue
 			}
 			key := v.keyText(&buf)
-			for len(rest) > 0 && compareKeys(rkey, key) < 0 {
-				if !yield(rkey, r.rec) {
+			for more && before(key) {
+				if !yield(rest[0], &r) {
 					return
 				}
-				if rest = rest[1:]; len(rest) > 0 {
-					r = t.at(rest[0])
-					rkey = r.keyText(&rbuf)
-				}
+				rest = rest[1:]
+				more = next()
 			}
-			if !yield(key, v.rec) {
+			if !yield(ref, v) {
 				return
 			}
 		}
-		for len(rest) > 0 {
-			if !yield(rkey, r.rec) {
+		for more {
+			if !yield(rest[0], &r) {
 				return
 			}
-			if rest = rest[1:]; len(rest) > 0 {
-				r = t.at(rest[0])
-				rkey = r.keyText(&rbuf)
-			}
+			rest = rest[1:]
+			more = next()
 		}
 	}
 }
@@ -742,15 +800,37 @@ type sortItem struct {
 func (t *Table) sorted() []uint64 {
 	t.sortMu.Lock()
 	defer t.sortMu.Unlock()
-	if t.orderOK {
+	if !t.orderOK {
+		items := t.sortItems()
+		t.byKey = make([]uint64, len(items))
+		for i, it := range items {
+			t.byKey[i] = it.ref
+		}
+		t.pending, t.orderOK = nil, true
 		return t.byKey
 	}
-	items := t.sortItems()
-	t.byKey = t.byKey[:0]
-	for _, it := range items {
-		t.byKey = append(t.byKey, it.ref)
+	if len(t.pending) == 0 {
+		return t.byKey
 	}
-	t.orderOK = true
+	// Merge what was appended since into the cache, leaving out what was
+	// deleted or moved. A new slice: readers may still hold the old one.
+	isLive := func(ref uint64) bool {
+		v := t.at(ref)
+		return !v.garbage() && !v.dead()
+	}
+	add := slices.DeleteFunc(t.pending, func(ref uint64) bool { return !isLive(ref) })
+	slices.SortFunc(add, t.compareRefs)
+	merged := make([]uint64, 0, len(t.byKey)+len(add))
+	for _, ref := range t.byKey {
+		if !isLive(ref) {
+			continue
+		}
+		for len(add) > 0 && t.compareRefs(add[0], ref) < 0 {
+			merged, add = append(merged, add[0]), add[1:]
+		}
+		merged = append(merged, ref)
+	}
+	t.byKey, t.pending = append(merged, add...), nil
 	return t.byKey
 }
 
@@ -799,6 +879,16 @@ func (t *Table) compareRefs(a, b uint64) int {
 	}
 	var ba, bb [20]byte
 	return compareKeys(va.keyText(&ba), vb.keyText(&bb))
+}
+
+// digits reports whether s is all digits, a plain integer in a key.
+func digits(s []byte) bool {
+	for _, c := range s {
+		if c-'0' > 9 {
+			return false
+		}
+	}
+	return len(s) > 0
 }
 
 // CompareKeys orders keys given as JSON text the way snapshots are sorted:
@@ -880,9 +970,9 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 		var kb, ob [20]byte
 		removed = append(removed, Removed{Key: bytes.Clone(v.keyText(&kb)), Order: bytes.Clone(v.orderText(&ob))})
 		t.live--
-		t.liveBytes -= int64(len(v.rec))
 		t.remove(ref)
 	}
+	t.maybeCompact()
 	slices.SortFunc(removed, func(a, b Removed) int { return CompareKeys(a.Key, b.Key) })
 	t.resyncing = false
 	return removed, nil

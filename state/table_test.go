@@ -571,3 +571,31 @@ func TestTable_LargeRecordsInOrder(t *testing.T) {
 		t.Fatalf("All gave %v, want %v", got, want)
 	}
 }
+
+// Keys out of order go to the sort cache; a later read merges what came
+// since into it and leaves out what was deleted or moved meanwhile.
+func TestTable_SortCacheMerges(t *testing.T) {
+	tb := NewTable()
+	for _, s := range []string{live(10, 1), live(20, 1), live(30, 1), live(5, 1), live(15, 1), live(25, 1)} {
+		tb.Apply(record(t, s))
+	}
+	keys := func() string {
+		var got []string
+		for k := range tb.All() {
+			got = append(got, string(k))
+		}
+		return strings.Join(got, " ")
+	}
+	if got := keys(); got != "5 10 15 20 25 30" {
+		t.Fatalf("All gave %s", got)
+	}
+	tb.Apply(record(t, dead(15, 2)))
+	tb.Apply(record(t, live(12, 2)))
+	tb.Apply(record(t, live(25, 2, `,"longer":true`))) // moves
+	if got := keys(); got != "5 10 12 20 25 30" {
+		t.Fatalf("All gave %s", got)
+	}
+	if len(tb.byKey) != 3 || len(tb.pending) != 0 {
+		t.Fatalf("the sort cache holds %d blobs and %d to merge, want 3 and 0", len(tb.byKey), len(tb.pending))
+	}
+}

@@ -1,7 +1,7 @@
 // Package keyset indexes keys held elsewhere (in large byte slabs) by
-// their hashes, for the follow and state packages. It holds no pointers, so
-// the garbage collector never scans it, and growing it never reads a key
-// back from memory.
+// their hashes, for the follow and state packages. Its slots hold no
+// pointers, so the garbage collector never scans them, and growing it
+// never reads a key back from memory.
 package keyset
 
 import (
@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 )
 
-// Index maps keys to values below MaxValue (where the caller keeps each
+// Index maps keys to values up to MaxValue (where the caller keeps each
 // key) by open addressing over tags taken from each key's hash: the top 28
 // bits of a 32-bit tag. It stores 8 bytes a slot; the tag says where a
 // slot goes, and a tag match is confirmed by the caller comparing the key
@@ -92,6 +92,15 @@ func (x *Index) Replace(slot int, v uint64) {
 	x.slots[slot] = x.slots[slot]&^(1<<valueBits-1) | (v + 1)
 }
 
+// Rewrite replaces every value v with f(v).
+func (x *Index) Rewrite(f func(v uint64) uint64) {
+	for i, s := range x.slots {
+		if s != 0 {
+			x.slots[i] = slot(tagOf(s), f(valueOf(s)))
+		}
+	}
+}
+
 // All yields every value, in no particular order. The index must not
 // change during the loop.
 func (x *Index) All() iter.Seq[uint64] {
@@ -169,6 +178,11 @@ func (x *Index) place(s uint64) {
 // index of a large table writes memory in sequence instead of at random,
 // which costs a cache miss per key.
 func (x *Index) InsertAll(tags []uint32, vals []uint64) {
+	for _, v := range vals {
+		if v > MaxValue {
+			panic("keyset: value out of range")
+		}
+	}
 	x.Reserve(x.n + len(tags))
 	bits := 0
 	for 1<<bits < len(x.slots) {

@@ -5,7 +5,8 @@ import "bytes"
 // Set is a set of keys, each with a 64-bit value, whose keys live in one
 // growing byte slab: a million keys cost a few allocations, not a million.
 // A set of a few keys, the usual case, is searched without an index, so
-// that emptying it costs next to nothing.
+// that emptying it costs next to nothing. Like an Index, a Set must not
+// be copied.
 type Set struct {
 	index   Index // built once the set outgrows smallSet
 	slab    []byte

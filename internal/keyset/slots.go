@@ -30,6 +30,7 @@ func makeSlots(n int) ([]uint64, *mapping) {
 	if err != nil {
 		return make([]uint64, n), nil
 	}
+	hugePages(b)
 	m := &mapping{b: b}
 	m.cleanup = runtime.AddCleanup(m, func(b []byte) { syscall.Munmap(b) }, b)
 	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), n), m

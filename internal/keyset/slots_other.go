@@ -1,0 +1,5 @@
+//go:build !linux
+
+package keyset
+
+func hugePages([]byte) {}
