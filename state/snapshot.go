@@ -101,10 +101,7 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (Snapsho
 	// Into an empty table, the checked order makes every key new and the
 	// entries come in key order: no look-ups, and no sort before the next
 	// write.
-	fresh := t.index.Len() == 0 && len(t.pendingRefs) == 0
-	if fresh {
-		defer t.indexNew()
-	}
+	fresh := t.Len() == 0 && t.Tombstones() == 0
 	var prev []byte
 	var id SnapshotID
 	for line := 1; ; line++ {

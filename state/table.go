@@ -84,9 +84,15 @@ type Table struct {
 	pending []uint64
 	orderOK bool
 
-	// The blobs appendNew added, not yet indexed.
-	pendingTags []uint32
-	pendingRefs []uint64
+	// A record whose key sorts after every key the table holds (top) is
+	// new: it needs no look-up, and is indexed only once a look-up is
+	// needed (catchUp). Then a load whose keys grow, as ids often grow with
+	// time, costs no index at all. The blobs from unindexed on are not in
+	// the index while lagging. keys counts them too.
+	top       []byte
+	lagging   bool
+	unindexed uint64
+	keys      int
 }
 
 // A blob starts with a flags byte. A live record of a table that keeps
@@ -407,10 +413,14 @@ func (t *Table) encode(b []byte, r *item) {
 	}
 }
 
-// write appends r's blob and returns its ref.
-func (t *Table) write(r *item) uint64 {
+// write appends r's blob and returns its ref; top says that r's key sorts
+// after every key in the table (above).
+func (t *Table) write(r *item, top bool) uint64 {
 	inOrder := !t.noOrder && t.sortedEnd == t.arena.end() &&
-		(r.Deleted || len(t.lastKey) == 0 || compareKeys(r.Key, t.lastKey) > 0)
+		(r.Deleted || top || len(t.lastKey) == 0 || compareKeys(r.Key, t.lastKey) > 0)
+	if top {
+		t.top = append(t.top[:0], r.Key...)
+	}
 	n := t.encodedLen(r)
 	ref, b := t.arena.alloc(n)
 	t.encode(b, r)
@@ -443,7 +453,7 @@ func (t *Table) rewrite(slot int, ref uint64, old *blob, r *item) {
 		}
 		return
 	}
-	t.index.Replace(slot, t.write(r))
+	t.index.Replace(slot, t.write(r, false))
 	t.drop(ref, old)
 }
 
@@ -526,10 +536,19 @@ func (t *Table) Apply(rec *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &item{Record: rec}
+	if t.above(r.Key) {
+		t.appendUnindexed(r)
+		if r.Deleted {
+			return OpTombstone
+		}
+		return OpInsert
+	}
+	t.catchUp()
 	h := r.KeyHash()
 	slot, ref, ok := t.lookup(r, h)
 	if !ok {
-		t.index.InsertAt(slot, uint32(h), t.write(r))
+		t.index.InsertAt(slot, uint32(h), t.write(r, false))
+		t.keys++
 		if r.Deleted {
 			return OpTombstone
 		}
@@ -573,7 +592,7 @@ func (t *Table) Apply(rec *follow.Record) Op {
 func (t *Table) Tombstones() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.index.Len() - t.live
+	return t.keys - t.live
 }
 
 // ForgetTombstones drops the remembered tombstones whose order value is
@@ -599,6 +618,7 @@ func (t *Table) ForgetTombstonesAbove(above follow.Order) int {
 func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.catchUp()
 	var doomed []uint64
 	var buf [20]byte
 	for ref := range t.index.All() {
@@ -613,23 +633,62 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 	return len(doomed)
 }
 
-// appendNew adds a live record whose key is known to be new and to sort
-// after every key in the table, leaving it out of the index: indexNew
-// indexes such records all at once.
+// above reports whether key sorts after every key in the table.
+func (t *Table) above(key []byte) bool {
+	return len(t.top) == 0 || compareKeys(key, t.top) > 0
+}
+
+// appendNew adds a live record whose key is known to sort after every key
+// in the table (as a snapshot's do, one after the other).
 func (t *Table) appendNew(r *follow.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pendingRefs = append(t.pendingRefs, t.write(&item{Record: r}))
-	t.pendingTags = append(t.pendingTags, uint32(r.KeyHash()))
-	t.live++
+	t.appendUnindexed(&item{Record: r})
 }
 
-// indexNew indexes the records appendNew added.
-func (t *Table) indexNew() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.index.InsertAll(t.pendingTags, t.pendingRefs)
-	t.pendingTags, t.pendingRefs = nil, nil
+// appendUnindexed adds a record whose key sorts after every key in the
+// table, leaving it out of the index until catchUp.
+func (t *Table) appendUnindexed(r *item) {
+	if !t.lagging {
+		t.lagging, t.unindexed = true, t.arena.end()
+	}
+	t.write(r, true)
+	t.keys++
+	if !r.Deleted {
+		t.live++
+	}
+}
+
+// catchUp indexes the blobs appendUnindexed added, all at once, in the
+// order of their home slots (keyset.Index.InsertAll).
+func (t *Table) catchUp() {
+	if !t.lagging {
+		return
+	}
+	var tags []uint32
+	var refs []uint64
+	var buf [20]byte
+	for ref, v := range t.blobs(&t.arena, t.unindexed) {
+		if !v.garbage() {
+			tags = append(tags, uint32(follow.KeyHash(v.keyText(&buf))))
+			refs = append(refs, ref)
+		}
+	}
+	t.index.InsertAll(tags, refs)
+	t.lagging = false
+}
+
+// readIndex makes sure that every blob is indexed, for a reader that looks
+// keys up under the read lock.
+func (t *Table) readIndex() {
+	t.mu.RLock()
+	lagging := t.lagging
+	t.mu.RUnlock()
+	if lagging {
+		t.mu.Lock()
+		t.catchUp()
+		t.mu.Unlock()
+	}
 }
 
 // remove drops a blob from the index and the arena.
@@ -638,6 +697,7 @@ func (t *Table) remove(ref uint64) {
 	var buf [20]byte
 	t.index.Delete(t.slotOf(ref, v.keyText(&buf)))
 	t.drop(ref, &v)
+	t.keys--
 }
 
 // maybeCompact copies the blobs in use to a fresh arena once garbage
@@ -648,6 +708,7 @@ func (t *Table) maybeCompact() {
 	if t.arena.bytes < compactMin || t.arena.bytes < 3*t.usedBytes {
 		return
 	}
+	t.catchUp()
 	var to arena
 	var buf [20]byte
 	// move copies a blob and leaves in its old place, marked garbage, the
@@ -694,6 +755,7 @@ func (t *Table) Len() int {
 
 // Get returns a copy of the live record stored for key (its JSON text).
 func (t *Table) Get(key []byte) ([]byte, bool) {
+	t.readIndex()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	_, ref, ok := t.lookup(&item{Record: &follow.Record{Key: key}}, follow.KeyHash(key))
@@ -835,7 +897,15 @@ func (t *Table) sorted() []uint64 {
 }
 
 func (t *Table) sortItems() []sortItem {
-	var items []sortItem
+	// Counted first: a slice grown by appending would leave its smaller
+	// copies behind, up to as much again.
+	n := 0
+	for _, v := range t.blobs(&t.arena, t.sortedEnd) {
+		if !v.garbage() && !v.dead() {
+			n++
+		}
+	}
+	items := make([]sortItem, 0, n)
 	fast := true
 	for ref, v := range t.blobs(&t.arena, t.sortedEnd) {
 		if v.garbage() || v.dead() {
@@ -910,6 +980,7 @@ func compareKeys(a, b []byte) int {
 func (t *Table) BeginResync() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.catchUp()
 	if t.gen++; t.gen > genMax {
 		// The generation wraps: no blob may look seen by this resync.
 		for ref := range t.index.All() {
@@ -956,6 +1027,8 @@ func (t *Table) EndResync(maxDelete float64) (removed []Removed, err error) {
 	if !t.resyncing {
 		return nil, ErrNotResyncing
 	}
+	// Blobs not indexed yet came after BeginResync, which indexed all
+	// before them: this resync saw them, and none is swept.
 	var doomed []uint64
 	for ref := range t.index.All() {
 		if v := t.at(ref); !v.dead() && v.gen() != t.gen {
