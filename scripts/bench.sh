@@ -114,6 +114,35 @@ awk -v n="$N" -v bytes="$bytes" -v rounds="$ROUNDS" -v jq="${results[1]}" \
 	}' "$rounds"
 rm -f "$rounds"
 
+# The same records with their keys in random order (the stream still in
+# order of updated_at): a table whose keys do not grow with time needs its
+# index from the first record, and a sort before a snapshot is written.
+shuffled="$dir/shuffled-$N.jsonl"
+if [ ! -s "$shuffled" ]; then
+	# i * 7919 mod N is a permutation of 0..N-1: 7919 is a prime that
+	# divides no N of the form 2^a 5^b.
+	awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) { k = (i * 7919) % n + 1
+		printf "{\"id\":%d,\"updated_at\":%.0f,\"deleted_at\":null,\"name\":\"host-%07d\",\"ip\":\"10.%d.%d.%d\",\"port\":%d}\n",
+			k, 1700000000000 + i, k, int(k / 65536) % 256, int(k / 256) % 256, k % 256, 1024 + k % 50000 } }' >"$shuffled"
+fi
+"$bin" serve --finite --addr 127.0.0.1:0 "$shuffled" 2>"$log.shuf" &
+shufserver=$!
+trap 'kill $server $shufserver 2>/dev/null; rm -f "$log" "$log.shuf"' EXIT
+for _ in $(seq 300); do grep -q serving "$log.shuf" && break; sleep 0.1; done
+shufurl="$(grep -o 'http://[^ ]*' "$log.shuf")"
+results=()
+echo "keys in random order, best of 3:"
+measure "parse only (fastjson, the three fields)" "$dir/parsefloor $shufurl/0"
+measure "lockstep tail --once > /dev/null" "$bin tail --once $shufurl/ > /dev/null"
+measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin sync $shufurl/ --out $dir/replica.jsonl 2>/dev/null"
+awk -v n="$N" -v bytes="$bytes" -v base_tail="$base_tail" -v base_sync="$base_sync" -v smallbytes="$smallbytes" -F'\t' '{ t[NR] = $2; m[NR] = $3 }
+	END { printf "tail: %.2fx the floor, %.0f bytes a key beyond a small run (%.0f all told); sync: %.2fx tail, peak memory %.2fx the snapshot beyond a small run (%.2fx all told)\n\n",
+		t[2] / t[1], (m[2] - base_tail) * 1024 / (n - 1000), m[2] * 1024 / n, t[3] / t[2], (m[3] - base_sync) * 1024 / (bytes - smallbytes), m[3] * 1024 / bytes }' < <(printf '%s\n' "${results[@]}")
+kill $shufserver
+wait $shufserver 2>/dev/null || true
+rm -f "$log.shuf"
+trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
+
 # Latency, endpoint write -> tail stdout, against the transport's own floor
 # (a plain HTTP client reading the same endless response), 2,000 changes.
 go test -run '^$' -bench 'TailLatency' -benchtime 1x . | awk '

@@ -463,20 +463,39 @@ func (t *Table) drop(ref uint64, v *blob) {
 	t.usedBytes -= int64(v.size)
 }
 
+// cursor walks the blobs of an arena in the order written.
+type cursor struct {
+	a      *arena
+	k, off int
+}
+
+func (t *Table) walk(a *arena, from uint64) cursor {
+	return cursor{a, int(from >> offBits), int(from&(1<<offBits-1)) << 2}
+}
+
+// next decodes the next blob into v and returns its ref; ok is false at
+// the end.
+func (c *cursor) next(t *Table, v *blob) (ref uint64, ok bool) {
+	for ; c.k < len(c.a.slabs); c.k, c.off = c.k+1, 0 {
+		if s := c.a.slabs[c.k]; c.off < len(s) {
+			t.decode(s[c.off:], v)
+			ref = uint64(c.k)<<offBits | uint64(c.off>>2)
+			c.off += v.size
+			return ref, true
+		}
+	}
+	return 0, false
+}
+
 // blobs yields the blobs of an arena from ref from on, garbage too, in the
 // order written. The blob yielded is valid until the next.
 func (t *Table) blobs(a *arena, from uint64) iter.Seq2[uint64, *blob] {
 	return func(yield func(uint64, *blob) bool) {
 		var v blob
-		off := int(from&(1<<offBits-1)) << 2
-		for k := int(from >> offBits); k < len(a.slabs); k, off = k+1, 0 {
-			s := a.slabs[k]
-			for off < len(s) {
-				t.decode(s[off:], &v)
-				if !yield(uint64(k)<<offBits|uint64(off>>2), &v) {
-					return
-				}
-				off += v.size
+		c := t.walk(a, from)
+		for ref, ok := c.next(t, &v); ok; ref, ok = c.next(t, &v) {
+			if !yield(ref, &v) {
+				return
 			}
 		}
 	}
@@ -665,16 +684,20 @@ func (t *Table) catchUp() {
 	if !t.lagging {
 		return
 	}
-	var tags []uint32
-	var refs []uint64
+	c := t.walk(&t.arena, t.unindexed)
+	var v blob
 	var buf [20]byte
-	for ref, v := range t.blobs(&t.arena, t.unindexed) {
-		if !v.garbage() {
-			tags = append(tags, uint32(follow.KeyHash(v.keyText(&buf))))
-			refs = append(refs, ref)
+	t.index.InsertAll(t.keys-t.index.Len(), func() (uint32, uint64) {
+		for {
+			ref, ok := c.next(t, &v)
+			if !ok {
+				panic("state: fewer blobs than keys")
+			}
+			if !v.garbage() {
+				return uint32(follow.KeyHash(v.keyText(&buf))), ref
+			}
 		}
-	}
-	t.index.InsertAll(tags, refs)
+	})
 	t.lagging = false
 }
 

@@ -54,7 +54,7 @@ func valueOf(s uint64) uint64 { return s&(1<<valueBits-1) - 1 }
 // that differ only in their low bits (Fibonacci hashing); the product's
 // top bits, scaled, pick the slot.
 func (x *Index) home(tag uint32) uint32 {
-	return uint32(uint64(tag&tagMask*0x9e3779b9) * uint64(len(x.slots)) >> 32)
+	return uint32(uint64((tag&tagMask)*0x9e3779b9) * uint64(len(x.slots)) >> 32)
 }
 
 // next is the slot after p, wrapping around.
@@ -173,31 +173,33 @@ func (x *Index) place(s uint64) {
 	x.slots[p] = s
 }
 
-// InsertAll inserts vals[0], vals[1], … under tags[0], tags[1], ….
-// It places them in the order of their home slots, so that building the
-// index of a large table writes memory in sequence instead of at random,
-// which costs a cache miss per key.
-func (x *Index) InsertAll(tags []uint32, vals []uint64) {
-	for _, v := range vals {
+// InsertAll inserts n values, which next gives one at a time with their
+// tags. It places them in the order of their home slots, so that building
+// the index of a large table writes memory in sequence instead of at
+// random, which costs a cache miss per key.
+func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
+	x.Reserve(x.n + n)
+	keys, kmem := makeSlots(n)
+	tmp, tmem := makeSlots(n)
+	defer kmem.free()
+	defer tmem.free()
+	for i := range keys {
+		tag, v := next()
 		if v > MaxValue {
 			panic("keyset: value out of range")
 		}
+		keys[i] = slot(tag, v)
 	}
-	x.Reserve(x.n + len(tags))
+	// Sort by home slot: an LSD radix sort, in 11-bit digits, of the top
+	// bits of the scrambled tags, which the home slots follow.
 	bits := 0
 	for 1<<bits < len(x.slots) {
 		bits++
 	}
-	// Sort by home slot: an LSD radix sort in 11-bit digits.
-	keys := make([]uint64, len(tags))
-	for i, tag := range tags {
-		keys[i] = uint64(x.home(tag))<<32 | uint64(i)
-	}
-	tmp := make([]uint64, len(keys))
-	for shift := 32; shift < 32+bits; shift += 11 {
+	for shift := max(0, 32-bits); shift < 32; shift += 11 {
 		var count [1 << 11]int
 		for _, k := range keys {
-			count[k>>shift&(1<<11-1)]++
+			count[scrambled(k)>>shift&(1<<11-1)]++
 		}
 		sum := 0
 		for d, c := range count {
@@ -205,18 +207,20 @@ func (x *Index) InsertAll(tags []uint32, vals []uint64) {
 			sum += c
 		}
 		for _, k := range keys {
-			d := k >> shift & (1<<11 - 1)
+			d := scrambled(k) >> shift & (1<<11 - 1)
 			tmp[count[d]] = k
 			count[d]++
 		}
 		keys, tmp = tmp, keys
 	}
 	for _, k := range keys {
-		i := uint32(k)
-		x.place(slot(tags[i], vals[i]))
+		x.place(k)
 	}
-	x.n += len(tags)
+	x.n += n
 }
+
+// scrambled is a slot's tag as home scrambles it.
+func scrambled(s uint64) uint32 { return tagOf(s) * 0x9e3779b9 }
 
 // Reserve makes room for n entries in all, so that inserting them does not
 // grow the index again.

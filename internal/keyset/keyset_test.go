@@ -112,6 +112,15 @@ func TestSet(t *testing.T) {
 	}
 }
 
+// each gives tags[i] and vals[i] in turn, as InsertAll asks.
+func each(tags []uint32, vals []uint64) func() (uint32, uint64) {
+	i := -1
+	return func() (uint32, uint64) {
+		i++
+		return tags[i], vals[i]
+	}
+}
+
 func TestIndex_InsertAll(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var x Index
@@ -126,7 +135,7 @@ func TestIndex_InsertAll(t *testing.T) {
 		vals[i] = uint64(i) + 1
 	}
 	vals[len(vals)-1] = MaxValue // the largest value fits
-	x.InsertAll(tags, vals)
+	x.InsertAll(len(tags), each(tags, vals))
 	if x.Len() != len(tags)+1 {
 		t.Fatalf("Len %d", x.Len())
 	}
@@ -159,7 +168,7 @@ func TestIndex_InsertAllOntoEntries(t *testing.T) {
 		for i := range vals {
 			vals[i] = uint64(n + i)
 		}
-		x.InsertAll(more, vals)
+		x.InsertAll(len(more), each(more, vals))
 		tags = append(tags, more...)
 		if x.Len() != len(tags) {
 			t.Fatalf("n=%d: Len %d, want %d", n, x.Len(), len(tags))
