@@ -48,7 +48,9 @@ func (o Op) String() string {
 // each key straight to its blob: a table of millions of records gives the
 // garbage collector nothing to scan, costs beyond its blobs one 8-byte
 // index slot a key (10 to 15 bytes, as the index is 0.53 to 0.8 full), and
-// growing the index never reads a key back from memory.
+// growing the index never reads a key back from memory. (Keys that come
+// above every key held are indexed only when a look-up first needs the
+// index.)
 // Tombstones are remembered (key and order value only) so that a stale
 // update cannot resurrect a deleted key.
 type Table struct {
@@ -84,14 +86,17 @@ type Table struct {
 	pending []uint64
 	orderOK bool
 
-	// A record whose key sorts after every key the table holds (top) is
-	// new: it needs no look-up, and is indexed only once a look-up is
-	// needed (catchUp). Then a load whose keys grow, as ids often grow with
-	// time, costs no index at all. The blobs from unindexed on are not in
-	// the index while lagging. keys counts them too.
+	// A record whose key sorts after top, a key at or above every key the
+	// table holds, is new: it needs no look-up, and is indexed only once a
+	// look-up is needed (catchUp). Then a load whose keys grow, as ids
+	// often grow with time, costs no index at all. The blobs from unindexed
+	// on are not in the index while lagging; their keys ascend, and every
+	// 64th is in sparse, for Get to search them under the read lock. keys
+	// counts them too.
 	top       []byte
 	lagging   bool
 	unindexed uint64
+	sparse    []uint64
 	keys      int
 }
 
@@ -555,7 +560,8 @@ func (t *Table) Apply(rec *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &item{Record: rec}
-	if t.above(r.Key) {
+	above := t.above(r.Key)
+	if above && (t.lagging || t.index.Len() == 0) {
 		t.appendUnindexed(r)
 		if r.Deleted {
 			return OpTombstone
@@ -564,9 +570,15 @@ func (t *Table) Apply(rec *follow.Record) Op {
 	}
 	t.catchUp()
 	h := r.KeyHash()
-	slot, ref, ok := t.lookup(r, h)
+	// A key above every other needs no look-up. (It is indexed at once:
+	// once a look-up has needed the index, new keys and updates are
+	// often interleaved, and catching up one at a time costs more.)
+	slot, ref, ok := -1, uint64(0), false
+	if !above {
+		slot, ref, ok = t.lookup(r, h)
+	}
 	if !ok {
-		t.index.InsertAt(slot, uint32(h), t.write(r, false))
+		t.index.InsertAt(slot, uint32(h), t.write(r, above))
 		t.keys++
 		if r.Deleted {
 			return OpTombstone
@@ -671,7 +683,10 @@ func (t *Table) appendUnindexed(r *item) {
 	if !t.lagging {
 		t.lagging, t.unindexed = true, t.arena.end()
 	}
-	t.write(r, true)
+	ref := t.write(r, true)
+	if (t.keys-t.index.Len())%sparseEvery == 0 {
+		t.sparse = append(t.sparse, ref)
+	}
 	t.keys++
 	if !r.Deleted {
 		t.live++
@@ -687,6 +702,7 @@ func (t *Table) catchUp() {
 	c := t.walk(&t.arena, t.unindexed)
 	var v blob
 	var buf [20]byte
+	t.sparse = t.sparse[:0]
 	t.index.InsertAll(t.keys-t.index.Len(), func() (uint32, uint64) {
 		for {
 			ref, ok := c.next(t, &v)
@@ -701,17 +717,41 @@ func (t *Table) catchUp() {
 	t.lagging = false
 }
 
-// readIndex makes sure that every blob is indexed, for a reader that looks
-// keys up under the read lock.
-func (t *Table) readIndex() {
-	t.mu.RLock()
-	lagging := t.lagging
-	t.mu.RUnlock()
-	if lagging {
-		t.mu.Lock()
-		t.catchUp()
-		t.mu.Unlock()
+const sparseEvery = 64
+
+// find looks key up under the read lock: in the index, then among the
+// blobs not indexed yet, which it cannot index without the write lock.
+func (t *Table) find(key []byte) (ref uint64, ok bool) {
+	if _, ref, ok = t.lookup(&item{Record: &follow.Record{Key: key}}, follow.KeyHash(key)); ok || !t.lagging {
+		return ref, ok
 	}
+	var v blob
+	var buf [20]byte
+	// The last sparse blob below key, then the blobs up to the next.
+	i, found := slices.BinarySearchFunc(t.sparse, key, func(ref uint64, key []byte) int {
+		t.decode(t.arena.at(ref), &v)
+		return compareKeys(v.keyText(&buf), key)
+	})
+	if found {
+		return t.sparse[i], true
+	}
+	if i == 0 {
+		return 0, false
+	}
+	c := t.walk(&t.arena, t.sparse[i-1])
+	for range sparseEvery {
+		ref, ok := c.next(t, &v)
+		if !ok {
+			break
+		}
+		switch d := compareKeys(v.keyText(&buf), key); {
+		case d == 0:
+			return ref, true
+		case d > 0:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // remove drops a blob from the index and the arena.
@@ -777,11 +817,11 @@ func (t *Table) Len() int {
 }
 
 // Get returns a copy of the live record stored for key (its JSON text).
+// It takes only the read lock, so it may be called inside an All loop.
 func (t *Table) Get(key []byte) ([]byte, bool) {
-	t.readIndex()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, ref, ok := t.lookup(&item{Record: &follow.Record{Key: key}}, follow.KeyHash(key))
+	ref, ok := t.find(key)
 	if !ok {
 		return nil, false
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/internal/sample"
@@ -447,6 +448,12 @@ func TestTable_AgainstModel(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("step %d: All gave %v, want %v", step, got, want)
 			}
+			for k, st := range model {
+				rec, ok := tb.Get([]byte(k))
+				if ok == st.dead || (ok && tb.keepBytes && string(rec) != st.rec) {
+					t.Fatalf("step %d: Get(%s) = %s, %v; the model holds %s", step, k, rec, ok, st.rec)
+				}
+			}
 			if tb.Len() != len(want) || tb.Tombstones() != len(model)-len(want) {
 				t.Fatalf("step %d: Len %d Tombstones %d, want %d and %d", step, tb.Len(), tb.Tombstones(), len(want), len(model)-len(want))
 			}
@@ -597,5 +604,77 @@ func TestTable_SortCacheMerges(t *testing.T) {
 	}
 	if len(tb.byKey) != 3 || len(tb.pending) != 0 {
 		t.Fatalf("the sort cache holds %d blobs and %d to merge, want 3 and 0", len(tb.byKey), len(tb.pending))
+	}
+}
+
+// Keys that came in order are not indexed until a look-up needs them; Get,
+// under the read lock (and so inside an All loop), still finds each of
+// them, and nothing between them.
+func TestTable_GetBeforeIndexing(t *testing.T) {
+	for _, n := range []int{1, sparseEvery, sparseEvery + 1, 1000} {
+		tb := NewTable()
+		for i := range n {
+			if i%7 == 3 {
+				tb.Apply(record(t, dead(10*i, 1)))
+			} else {
+				tb.Apply(record(t, live(10*i, 1)))
+			}
+		}
+		if !tb.lagging {
+			t.Fatalf("n=%d: keys in order were indexed at once", n)
+		}
+		seen := 0
+		done := make(chan bool)
+		go func() {
+			defer close(done)
+			for k := range tb.All() {
+				if _, ok := tb.Get(k); !ok {
+					t.Errorf("n=%d: Get(%s) inside All found nothing", n, k)
+				}
+				seen++
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("n=%d: Get inside All did not return", n)
+		}
+		for i := -1; i <= n; i++ {
+			for _, k := range []int{10 * i, 10*i + 5} {
+				rec, ok := tb.Get([]byte(fmt.Sprint(k)))
+				want := k%10 == 0 && i >= 0 && i < n && i%7 != 3
+				if ok != want || (ok && string(rec) != live(k, 1)) {
+					t.Fatalf("n=%d: Get(%d) = %s, %v; want %v", n, k, rec, ok, want)
+				}
+			}
+		}
+		if seen != tb.Len() {
+			t.Fatalf("n=%d: All gave %d keys, Len %d", n, seen, tb.Len())
+		}
+	}
+}
+
+// Keys swept by a resync must stay gone for Get when new keys arrive in
+// order after it (Get searches those without the index).
+func TestTable_GetAfterSweepThenNewKeys(t *testing.T) {
+	tb := NewTable()
+	for k := 1; k <= 100; k++ {
+		tb.Apply(record(t, live(k, 1)))
+	}
+	tb.BeginResync()
+	for k := 1; k <= 100; k++ {
+		if k != 70 {
+			tb.Apply(record(t, live(k, 1)))
+		}
+	}
+	if removed, err := tb.EndResync(1); err != nil || len(removed) != 1 {
+		t.Fatalf("sweep: %v, %d removed", err, len(removed))
+	}
+	tb.Apply(record(t, live(200, 2)))
+	if rec, ok := tb.Get([]byte("70")); ok {
+		t.Fatalf("Get(70) after the sweep = %s", rec)
+	}
+	if _, ok := tb.Get([]byte("200")); !ok {
+		t.Fatal("Get(200) found nothing")
 	}
 }

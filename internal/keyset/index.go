@@ -178,6 +178,12 @@ func (x *Index) place(s uint64) {
 // the index of a large table writes memory in sequence instead of at
 // random, which costs a cache miss per key.
 func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
+	if n <= insertAllMin {
+		for range n {
+			x.Insert(next())
+		}
+		return
+	}
 	x.Reserve(x.n + n)
 	keys, kmem := makeSlots(n)
 	tmp, tmem := makeSlots(n)
@@ -218,6 +224,10 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 	}
 	x.n += n
 }
+
+// insertAllMin is the most values InsertAll inserts one by one: the sort
+// costs more than the cache misses it saves below it.
+const insertAllMin = 1024
 
 // scrambled is a slot's tag as home scrambles it.
 func scrambled(s uint64) uint32 { return tagOf(s) * 0x9e3779b9 }
