@@ -99,7 +99,7 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (Snapsho
 	h := xxhash.New()
 	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
 	// Into an empty table, the checked order makes every key new and the
-	// entries come in key order: no look-ups, and no sort before the next
+	// records come in key order: no look-ups, and no sort before the next
 	// write.
 	fresh := t.Len() == 0 && t.Tombstones() == 0
 	var prev []byte
