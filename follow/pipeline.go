@@ -23,13 +23,16 @@ type batch struct {
 }
 
 type recPos struct {
-	start, end    uint32 // in buf
-	kOff, kLen    uint32 // within the record
-	oOff, oLen    uint32
-	deleted       bool
-	plain         int8 // Record.plain, worked out here, off the applying goroutine
-	streamOffset  int64
-	hash, keyHash uint64
+	start, end   uint32 // in buf
+	kOff, kLen   uint32 // within the record
+	oOff, oLen   uint32
+	deleted      bool
+	plain        int8 // Record.plain, worked out here, off the applying goroutine
+	streamOffset int64
+	// The key's hash is taken here too; the digest is not: the applying
+	// goroutine takes it only where it is needed (a table of keys keeps
+	// it, a table of records does not), and this goroutine is the busier.
+	keyHash uint64
 }
 
 func (b *batch) record(i int, r *Record) {
@@ -41,7 +44,6 @@ func (b *batch) record(i int, r *Record) {
 		Order:   rec[p.oOff : p.oOff+p.oLen],
 		Deleted: p.deleted,
 		Offset:  p.streamOffset,
-		digest:  p.hash,
 		keyHash: p.keyHash,
 		plain:   p.plain,
 	}
@@ -143,7 +145,7 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 				kOff: uint32(offsetIn(rec.Bytes, rec.Key)), kLen: uint32(len(rec.Key)),
 				oOff: uint32(offsetIn(rec.Bytes, rec.Order)), oLen: uint32(len(rec.Order)),
 				deleted: rec.Deleted, streamOffset: rec.Offset,
-				hash: rec.Digest(), keyHash: rec.KeyHash(), plain: plainFlag(rec),
+				keyHash: rec.KeyHash(), plain: plainFlag(rec),
 			})
 			if len(cur.buf) >= batchBytes {
 				if !send() || !get() {
