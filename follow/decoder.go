@@ -149,13 +149,13 @@ type Decoder struct {
 	resuming bool   // skipping with resume, not bound
 	resume   resume // where to go on after a bad value
 	bound    boundary
-	names    [3]string
+	spans    fieldSpans // the names to find, copied for each record
 }
 
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader, opts DecoderOptions) *Decoder {
 	o := opts.withDefaults()
-	return &Decoder{r: r, opts: o, buf: make([]byte, 64<<10), names: [3]string{o.Key, o.OrderBy, o.Deleted}}
+	return &Decoder{r: r, opts: o, buf: make([]byte, 64<<10), spans: o.spans()}
 }
 
 // Record returns the record found by the last successful Next.
@@ -217,7 +217,7 @@ func (d *Decoder) Next() bool {
 // the loop again".
 func (d *Decoder) object() (ok, again bool) {
 	start := d.pos
-	spans := fieldSpans{names: d.names, start: [3]int{-1, -1, -1}}
+	spans := d.spans
 	b := d.buf[start:d.end]
 	n, err := scanObject(b, 0, 1, &spans)
 	if err == errShort {
@@ -306,7 +306,13 @@ func ParseRecord(b []byte, opts DecoderOptions) (Record, error) {
 }
 
 func (o *DecoderOptions) spans() fieldSpans {
-	return fieldSpans{names: [3]string{o.Key, o.OrderBy, o.Deleted}, start: [3]int{-1, -1, -1}}
+	w := fieldSpans{names: [3]string{o.Key, o.OrderBy, o.Deleted}, start: [3]int{-1, -1, -1}}
+	for _, n := range w.names {
+		if len(n) < 64 {
+			w.lens |= 1 << len(n)
+		}
+	}
+	return w
 }
 
 // partial reports whether input has arrived that is not yet a whole

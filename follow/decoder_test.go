@@ -104,6 +104,27 @@ func TestDecoder_FieldsAndTombstones(t *testing.T) {
 	if !d2.Next() || string(d2.Record().Key) != "3" || !d2.Record().Deleted {
 		t.Fatalf("custom field names: got %+v, err %v", d2.Record(), d2.Err())
 	}
+	// Names are matched by length first: escaped names, names of 64 bytes
+	// and more, and members as long as a wanted name must still be told.
+	long := strings.Repeat("k", 70)
+	for _, tc := range []struct {
+		in   string
+		opts DecoderOptions
+		want string
+	}{
+		{`{"\u0069d":7,"updated_at":1,"deleted_at":null}`, DecoderOptions{}, "7@1+"},
+		{`{"ix":0,"id":7,"updated_at_":0,"updated_at":1,"deleted_at":null}`, DecoderOptions{}, "7@1+"},
+		{`{"` + long + `":7,"` + long + `x":8,"t":2,"` + long[:63] + `":9}`, DecoderOptions{Key: long, OrderBy: "t"}, "7@2+"},
+	} {
+		d := NewDecoder(strings.NewReader(tc.in), tc.opts)
+		if !d.Next() {
+			t.Fatalf("%s: %v", tc.in, d.Err())
+		}
+		r := d.Record()
+		if got := string(r.Key) + "@" + string(r.Order) + map[bool]string{true: "-", false: "+"}[r.Deleted]; got != tc.want {
+			t.Fatalf("%s: got %s, want %s", tc.in, got, tc.want)
+		}
+	}
 }
 
 func TestDecoder_BadRecords(t *testing.T) {

@@ -78,6 +78,7 @@ func scanLiteral(b []byte, i int, lit string) (int, error) {
 // field is a top-level member the caller wants located.
 type fieldSpans struct {
 	names      [3]string // key, order, deleted
+	lens       uint64    // bit n set if a name has n bytes (n < 64)
 	start, end [3]int    // value spans; start -1 when absent
 }
 
@@ -184,6 +185,10 @@ func scanValueFast(b []byte, i, depth int) (int, error) {
 }
 
 func (w *fieldSpans) match(lit []byte, escaped bool, vs, ve int) {
+	// Most members are none of the three, and most differ in length.
+	if n := len(lit) - 2; !escaped && n < 64 && w.lens>>n&1 == 0 {
+		return
+	}
 	name := lit[1 : len(lit)-1]
 	if escaped {
 		name = unquote(lit)
