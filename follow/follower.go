@@ -117,7 +117,7 @@ type Event struct {
 	URL      string   // redacted request URL
 	Resynced bool     // EventCaughtUp: a full resync has just finished
 	Previous Order    // EventCaughtUp after a resync: the cursor before it
-	Batch    []Record // EventBatch; valid only during the handler call, which must not change them
+	Batch    []Record // EventBatch; valid only during the handler call, which must not change them (Digest and KeyHash cache into a record: call them on the handler's goroutine)
 }
 
 // Unchanged is what a handler returns for an EventRecord that changed

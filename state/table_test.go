@@ -678,3 +678,148 @@ func TestTable_GetAfterSweepThenNewKeys(t *testing.T) {
 		t.Fatal("Get(200) found nothing")
 	}
 }
+
+// Keys that wait to be indexed, against a map: runs of new keys in
+// ascending order (numbers spelled several ways, tombstones, blobs of 300
+// KiB) into an empty index, updates that make it catch up, resync
+// sweeps and forgotten tombstones that empty it again. Get is checked for
+// every key, for keys gone and for keys never written.
+func TestTable_LaggingAgainstModel(t *testing.T) {
+	defer func(old int64) { compactMin = old }(compactMin)
+	compactMin = 64 << 10
+	for _, mk := range []func() *Table{NewTable, NewIndex} {
+		for seed := range uint64(2) {
+			tb := mk()
+			rng := rand.New(rand.NewPCG(seed, 9))
+			type st struct {
+				rec   string
+				order int
+				dead  bool
+			}
+			model := map[string]*st{}
+			clock := 1
+			var all []string // every key ever, for between-checks
+			next := 0
+			check := func(step int) {
+				t.Helper()
+				for k, s := range model {
+					rec, ok := tb.Get([]byte(k))
+					if ok == s.dead || (ok && tb.keepBytes && string(rec) != s.rec) {
+						t.Fatalf("seed %d step %d lagging=%v: Get(%s) = %s,%v want dead=%v %s", seed, step, tb.lagging, k, rec, ok, s.dead, s.rec)
+					}
+				}
+				for _, k := range all {
+					if _, in := model[k]; !in {
+						if rec, ok := tb.Get([]byte(k)); ok {
+							t.Fatalf("seed %d step %d: Get(%s) of a gone key = %s", seed, step, k, rec)
+						}
+					}
+				}
+				for i := range 20 {
+					k := fmt.Sprint(rng.IntN(next*10+10)*10 + 5 + i%2)
+					if _, in := model[k]; !in {
+						if _, ok := tb.Get([]byte(k)); ok {
+							t.Fatalf("seed %d: Get(%s) found a key never written", seed, k)
+						}
+					}
+				}
+				live := 0
+				for _, s := range model {
+					if !s.dead {
+						live++
+					}
+				}
+				if tb.Len() != live || tb.Tombstones() != len(model)-live {
+					t.Fatalf("seed %d step %d: Len %d Tomb %d want %d %d", seed, step, tb.Len(), tb.Tombstones(), live, len(model)-live)
+				}
+			}
+			resync := false
+			seen := map[string]bool{}
+			for step := range 150 {
+				clock++
+				switch n := rng.IntN(100); {
+				case n < 30: // run of new ascending keys
+					m := rng.IntN(300)
+					for range m {
+						// keys must ascend under CompareKeys: use the number counter
+						next++
+						var k string
+						switch rng.IntN(8) {
+						case 0:
+							k = fmt.Sprintf("%d.5", next*10)
+						case 1:
+							k = fmt.Sprintf("%de1", next)
+						default:
+							k = fmt.Sprint(next * 10)
+						}
+						// strings come after numbers; skip strings here
+						d := rng.IntN(6) == 0
+						pad := 5
+						if rng.IntN(50) == 0 {
+							pad = 300 << 10
+						}
+						s := live(k, clock, `,"p":"`+strings.Repeat("x", pad)+`"`)
+						if d {
+							s = dead(k, clock)
+						}
+						tb.Apply(record(t, s))
+						model[k] = &st{s, clock, d}
+						all = append(all, k)
+						seen[k] = true
+					}
+				case n < 40 && len(all) > 0: // update an existing key
+					k := all[rng.IntN(len(all))]
+					s := live(k, clock, `,"u":1`)
+					tb.Apply(record(t, s))
+					model[k] = &st{s, clock, false}
+					seen[k] = true
+				case n < 45 && !resync:
+					tb.BeginResync()
+					resync = true
+					seen = map[string]bool{}
+				case n < 52 && resync:
+					// re-send some keys, then end
+					for k, s := range model {
+						if rng.IntN(3) == 0 && !s.dead {
+							tb.Apply(record(t, s.rec))
+							seen[k] = true
+						}
+					}
+					if _, err := tb.EndResync(1); err != nil {
+						t.Fatal(err)
+					}
+					resync = false
+					for k, s := range model {
+						if !s.dead && !seen[k] {
+							delete(model, k)
+						}
+					}
+				case n < 56 && !resync:
+					tb.ForgetTombstones(follow.Order(fmt.Sprint(clock + 1)))
+					for k, s := range model {
+						if s.dead {
+							delete(model, k)
+						}
+					}
+				case n < 80:
+					check(step)
+				}
+			}
+			check(-1)
+			// All in key order equals the model
+			var want, got []string
+			for k, s := range model {
+				if !s.dead {
+					want = append(want, k)
+				}
+			}
+			slices.SortFunc(want, CompareKeys)
+			for k := range tb.All() {
+				got = append(got, string(k))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d: All differs", seed)
+			}
+		}
+	}
+}
