@@ -121,8 +121,7 @@ type blob struct {
 	flags            byte
 	key, order       []byte // unless stored as numbers
 	keyNum, orderNum uint64 // if stored as numbers
-	rec              []byte // the record, if the blob holds it
-	full             bool   // the blob holds the record
+	rec              []byte // the record, if the blob holds it (never empty)
 	digest           uint64 // the record's hash, if it does not
 	size             int    // bytes from this blob to the next
 }
@@ -343,7 +342,7 @@ func (t *Table) decode(b []byte, v *blob) {
 		}
 		v.rec = b[p : p+n]
 		v.key, v.order = v.rec[ko:ko+kl], v.rec[oo:oo+ol]
-		v.full, v.size = true, align(p+n)
+		v.size = align(p + n)
 		return
 	}
 	v.digest = binary.LittleEndian.Uint64(b[1:])
@@ -512,7 +511,7 @@ func offsetIn(whole, sub []byte) int {
 }
 
 func (t *Table) same(v *blob, r *item) bool {
-	if v.full {
+	if v.rec != nil {
 		return !r.Deleted && bytes.Equal(v.rec, r.Bytes)
 	}
 	return v.digest == r.Digest() && v.dead() == r.Deleted
@@ -856,6 +855,7 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 		rest := t.sorted()
 		var r blob
 		var rkey []byte
+		var rnum uint64
 		var rplain bool
 		var buf, rbuf [20]byte
 		// next loads rest[0], skipping blobs deleted or moved since.
@@ -863,21 +863,19 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 			for ; len(rest) > 0; rest = rest[1:] {
 				if t.decode(t.arena.at(rest[0]), &r); !r.garbage() && !r.dead() {
 					rkey = r.keyText(&rbuf)
-					rplain = digits(rkey)
+					rnum, rplain = plainNum(rkey)
 					return true
 				}
 			}
 			return false
 		}
-		// before reports whether rest[0] sorts before key: for two plain
-		// integers, the usual keys, without a call (JSON writes no
-		// leading zeros, so the longer is the greater).
+		// before reports whether rest[0] sorts before key: two plain
+		// integers, the usual keys, by value.
 		before := func(key []byte) bool {
-			if rplain && digits(key) {
-				if len(rkey) != len(key) {
-					return len(rkey) < len(key)
+			if rplain {
+				if n, ok := plainNum(key); ok {
+					return rnum < n
 				}
-				return string(rkey) < string(key)
 			}
 			return compareKeys(rkey, key) < 0
 		}
@@ -1012,16 +1010,6 @@ func (t *Table) compareRefs(a, b uint64) int {
 	}
 	var ba, bb [20]byte
 	return compareKeys(va.keyText(&ba), vb.keyText(&bb))
-}
-
-// digits reports whether s is all digits, a plain integer in a key.
-func digits(s []byte) bool {
-	for _, c := range s {
-		if c-'0' > 9 {
-			return false
-		}
-	}
-	return len(s) > 0
 }
 
 // CompareKeys orders keys given as JSON text the way snapshots are sorted:

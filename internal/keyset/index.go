@@ -54,8 +54,10 @@ func valueOf(s uint64) uint64 { return s&(1<<valueBits-1) - 1 }
 // that differ only in their low bits (Fibonacci hashing); the product's
 // top bits, scaled, pick the slot.
 func (x *Index) home(tag uint32) uint32 {
-	return uint32(uint64((tag&tagMask)*0x9e3779b9) * uint64(len(x.slots)) >> 32)
+	return uint32(uint64(scramble(tag)) * uint64(len(x.slots)) >> 32)
 }
+
+func scramble(tag uint32) uint32 { return (tag & tagMask) * 0x9e3779b9 }
 
 // next is the slot after p, wrapping around.
 func (x *Index) next(p uint32) uint32 {
@@ -205,7 +207,7 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 	for shift := max(0, 32-bits); shift < 32; shift += 11 {
 		var count [1 << 11]int
 		for _, k := range keys {
-			count[scrambled(k)>>shift&(1<<11-1)]++
+			count[scramble(tagOf(k))>>shift&(1<<11-1)]++
 		}
 		sum := 0
 		for d, c := range count {
@@ -213,7 +215,7 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 			sum += c
 		}
 		for _, k := range keys {
-			d := scrambled(k) >> shift & (1<<11 - 1)
+			d := scramble(tagOf(k)) >> shift & (1<<11 - 1)
 			tmp[count[d]] = k
 			count[d]++
 		}
@@ -228,9 +230,6 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 // insertAllMin is the most values InsertAll inserts one by one: the sort
 // costs more than the cache misses it saves below it.
 const insertAllMin = 1024
-
-// scrambled is a slot's tag as home scrambles it.
-func scrambled(s uint64) uint32 { return tagOf(s) * 0x9e3779b9 }
 
 // Reserve makes room for n entries in all, so that inserting them does not
 // grow the index again.
