@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -94,6 +95,8 @@ type Table struct {
 	// 64th is in sparse, for Get to search them under the read lock. keys
 	// counts them too.
 	top       []byte
+	topNum    uint64 // top's value, if topIsNum
+	topIsNum  bool
 	lagging   bool
 	unindexed uint64
 	sparse    []uint64
@@ -424,6 +427,7 @@ func (t *Table) write(r *item, top bool) uint64 {
 		(r.Deleted || top || len(t.lastKey) == 0 || compareKeys(r.Key, t.lastKey) > 0)
 	if top {
 		t.top = append(t.top[:0], r.Key...)
+		t.topNum, t.topIsNum = r.keyNumber()
 	}
 	n := t.encodedLen(r)
 	ref, b := t.arena.alloc(n)
@@ -559,7 +563,7 @@ func (t *Table) Apply(rec *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &item{Record: rec}
-	above := t.above(r.Key)
+	above := t.above(r)
 	if above && (t.lagging || t.index.Len() == 0) {
 		t.appendUnindexed(r)
 		if r.Deleted {
@@ -664,8 +668,18 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 }
 
 // above reports whether key sorts after every key in the table.
-func (t *Table) above(key []byte) bool {
-	return len(t.top) == 0 || compareKeys(key, t.top) > 0
+func (t *Table) above(r *item) bool {
+	if len(t.top) == 0 {
+		return true
+	}
+	if t.topIsNum {
+		// The number is kept for the blob and its look-up, so this
+		// costs no parsing of its own.
+		if n, ok := r.keyNumber(); ok {
+			return n > t.topNum
+		}
+	}
+	return compareKeys(r.Key, t.top) > 0
 }
 
 // appendNew adds a live record whose key is known to sort after every key
@@ -859,8 +873,13 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 		var rplain bool
 		var buf, rbuf [20]byte
 		// next loads rest[0], skipping blobs deleted or moved since.
+		ahead := 0
 		next := func() bool {
 			for ; len(rest) > 0; rest = rest[1:] {
+				if ahead == 0 {
+					ahead = t.readAhead(rest)
+				}
+				ahead--
 				if t.decode(t.arena.at(rest[0]), &r); !r.garbage() && !r.dead() {
 					rkey = r.keyText(&rbuf)
 					rnum, rplain = plainNum(rkey)
@@ -909,6 +928,101 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 	}
 }
 
+// sortPacked sorts the live blobs from sortedEnd on when every key is a
+// plain integer and the keys span less than 2^28: each is then one word,
+// the key above its ref, so that the sort needs no memory beyond the
+// result and compares nothing but words. Otherwise it returns nil.
+func (t *Table) sortPacked() []uint64 {
+	n, lo, hi := 0, uint64(1<<64-1), uint64(0)
+	for _, v := range t.blobs(&t.arena, t.sortedEnd) {
+		if v.garbage() || v.dead() {
+			continue
+		}
+		k, ok := v.plainKey()
+		if !ok {
+			return nil
+		}
+		n++
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	if n == 0 || hi-lo >= 1<<(64-keyset.ValueBits) {
+		return nil
+	}
+	words := make([]uint64, 0, n)
+	for ref, v := range t.blobs(&t.arena, t.sortedEnd) {
+		if !v.garbage() && !v.dead() {
+			k, _ := v.plainKey()
+			words = append(words, (k-lo)<<keyset.ValueBits|ref)
+		}
+	}
+	radixSort(words, keyset.ValueBits+uint(bits.Len64(hi-lo)))
+	for i := range words {
+		words[i] &= 1<<keyset.ValueBits - 1
+	}
+	return words
+}
+
+// plainKey returns the key's value if it is a plain non-negative integer.
+func (v *blob) plainKey() (uint64, bool) {
+	if v.flags&flagKeyNum != 0 {
+		return v.keyNum, true
+	}
+	return plainNum(v.key)
+}
+
+// radixSort sorts words by their bits below top, in place, a byte at a time
+// from the highest (an American flag sort), leaving short runs to
+// slices.Sort.
+func radixSort(words []uint64, top uint) {
+	if len(words) <= 64 || top == 0 {
+		slices.Sort(words)
+		return
+	}
+	shift := uint(0)
+	if top > 8 {
+		shift = top - 8
+	}
+	var end, next [256]int
+	for _, w := range words {
+		end[w>>shift&0xff]++
+	}
+	sum := 0
+	for d := range end {
+		next[d] = sum
+		sum += end[d]
+		end[d] = sum
+	}
+	start := next
+	for d := range next {
+		for next[d] < end[d] {
+			w := words[next[d]]
+			for e := int(w >> shift & 0xff); e != d; e = int(w >> shift & 0xff) {
+				words[next[e]], w = w, words[next[e]]
+				next[e]++
+			}
+			words[next[d]] = w
+			next[d]++
+		}
+	}
+	for d := range start {
+		radixSort(words[start[d]:end[d]], shift)
+	}
+}
+
+// readAhead reads the first lines of the next blobs in a sort, which lie
+// anywhere in the arena, so that their cache misses are taken together, not
+// one per record written. It returns how many it read.
+func (t *Table) readAhead(refs []uint64) int {
+	n := min(len(refs), 16)
+	var sum byte
+	for _, ref := range refs[:n] {
+		b := t.arena.at(ref)
+		sum += b[0] + b[min(64, len(b)-1)]
+	}
+	keyset.Prefetched(uint64(sum))
+	return n
+}
+
 // sortItem is 16 bytes: a snapshot of millions of keys sorts a slice of
 // them, not of the keys.
 type sortItem struct {
@@ -924,10 +1038,12 @@ func (t *Table) sorted() []uint64 {
 	t.sortMu.Lock()
 	defer t.sortMu.Unlock()
 	if !t.orderOK {
-		items := t.sortItems()
-		t.byKey = make([]uint64, len(items))
-		for i, it := range items {
-			t.byKey[i] = it.ref
+		if t.byKey = t.sortPacked(); t.byKey == nil {
+			items := t.sortItems()
+			t.byKey = make([]uint64, len(items))
+			for i, it := range items {
+				t.byKey[i] = it.ref
+			}
 		}
 		t.pending, t.orderOK = nil, true
 		return t.byKey

@@ -291,17 +291,35 @@ func BenchmarkTable_Apply(b *testing.B) {
 	}
 }
 
+// Keys that arrive in order are written as they lie; shuffled ones are
+// sorted once (the sort benchmark), then written from the sort cache.
 func BenchmarkTable_WriteSnapshot(b *testing.B) {
-	tb := NewTable()
-	d := follow.NewDecoder(bytes.NewReader(sample.Records(200_000)), follow.DecoderOptions{})
-	for d.Next() {
-		tb.Apply(d.Record())
-	}
-	path := filepath.Join(b.TempDir(), "s.jsonl")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
-			b.Fatal(err)
+	for _, data := range []struct {
+		name    string
+		records []byte
+	}{{"ordered", sample.Records(200_000)}, {"shuffled", sample.Shuffled(200_000)}} {
+		tb := NewTable()
+		d := follow.NewDecoder(bytes.NewReader(data.records), follow.DecoderOptions{})
+		for d.Next() {
+			tb.Apply(d.Record())
+		}
+		b.Run(data.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "s.jsonl")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		if data.name == "shuffled" {
+			b.Run("shuffled-sort", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					tb.orderOK = false
+					tb.sorted()
+				}
+			})
 		}
 	}
 }
@@ -819,6 +837,86 @@ func TestTable_LaggingAgainstModel(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("seed %d: All differs", seed)
+			}
+		}
+	}
+}
+
+// Shuffled keys take the packed sort when every key is a plain integer and
+// they span less than 2^28, the general one otherwise; both must give the
+// snapshot order, with deleted keys and a first key already in order.
+func TestTable_SortShuffled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"dense", func(i int) string { return strconv.Itoa(i) }},
+		{"sparse", func(i int) string { return strconv.Itoa(i * 997) }},
+		{"far from zero", func(i int) string { return strconv.Itoa(1<<40 + i*4099) }},
+		{"span of 2^28", func(i int) string { return strconv.Itoa(i << 28 / 3000) }},
+		{"one string", func(i int) string {
+			if i == 1234 {
+				return `"x"`
+			}
+			return strconv.Itoa(i)
+		}},
+		{"one fraction", func(i int) string {
+			if i == 77 {
+				return "76.5"
+			}
+			return strconv.Itoa(i)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 3000
+			rnd := rand.New(rand.NewPCG(1, 2))
+			tb := NewTable()
+			var want []string
+			for j, i := range rnd.Perm(n) {
+				k := tc.key(i)
+				tb.Apply(record(t, live(k, 100+j)))
+				if i%10 == 3 {
+					tb.Apply(record(t, dead(k, 100+n+j)))
+				} else {
+					want = append(want, k)
+				}
+			}
+			slices.SortFunc(want, CompareKeys)
+			var got []string
+			for k := range tb.All() {
+				got = append(got, string(k))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("All gave %d keys, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestRadixSort(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 64, 65, 1000, 100_000} {
+		for _, top := range []uint{1, 8, 9, 20, 64} {
+			words := make([]uint64, n)
+			for i := range words {
+				words[i] = rnd.Uint64()
+				if top < 64 {
+					words[i] &= 1<<top - 1
+				}
+			}
+			want := slices.Sorted(slices.Values(words))
+			radixSort(words, top)
+			if !slices.Equal(words, want) {
+				t.Fatalf("%d words below bit %d: not sorted", n, top)
 			}
 		}
 	}

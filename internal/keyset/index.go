@@ -37,18 +37,19 @@ func (*noCopy) Lock()   {}
 func (*noCopy) Unlock() {}
 
 const (
+	// ValueBits is the width of a value: MaxValue is below 1<<ValueBits.
+	ValueBits = 36
 	minSlots  = 1 << 10
-	valueBits = 36
-	tagMask   = 1<<32 - 1<<(valueBits-32)
+	tagMask   = 1<<32 - 1<<(ValueBits-32)
 	// MaxValue is the largest value an Index holds.
-	MaxValue = 1<<valueBits - 2
+	MaxValue = 1<<ValueBits - 2
 )
 
 func slot(tag uint32, v uint64) uint64 { return uint64(tag&tagMask)<<32 | (v + 1) }
 
 func tagOf(s uint64) uint32 { return uint32(s>>32) & tagMask }
 
-func valueOf(s uint64) uint64 { return s&(1<<valueBits-1) - 1 }
+func valueOf(s uint64) uint64 { return s&(1<<ValueBits-1) - 1 }
 
 // home is a tag's first slot. Multiplying by an odd constant spreads tags
 // that differ only in their low bits (Fibonacci hashing); the product's
@@ -91,7 +92,7 @@ func (x *Index) Find(tag uint32, same func(v uint64) bool) (slot int, v uint64, 
 
 // Replace changes the value in a slot Find returned.
 func (x *Index) Replace(slot int, v uint64) {
-	x.slots[slot] = x.slots[slot]&^(1<<valueBits-1) | (v + 1)
+	x.slots[slot] = x.slots[slot]&^(1<<ValueBits-1) | (v + 1)
 }
 
 // Rewrite replaces every value v with f(v).

@@ -204,3 +204,21 @@ func TestIndex_MappedSlots(t *testing.T) {
 		}
 	}
 }
+
+// A million keys inserted one by one from empty, as a first load whose
+// keys come in no order builds its index: growth included.
+func BenchmarkIndex_Insert(b *testing.B) {
+	const n = 1_000_000
+	tags := make([]uint32, n)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range tags {
+		tags[i] = rng.Uint32()
+	}
+	for b.Loop() {
+		var x Index
+		for i, tag := range tags {
+			x.Insert(tag, uint64(i))
+		}
+		x.Reset()
+	}
+}

@@ -14,11 +14,19 @@ import (
 
 // Records is n records of about 100 bytes with distinct keys and rising
 // order values, one per line: the shape of make bench.
-func Records(n int) []byte {
+func Records(n int) []byte { return records(n, func(i int) int { return i }) }
+
+// Shuffled is Records with the keys in a scattered order, the order of
+// make bench's second data set: key i*7919 mod n + 1 on line i (a
+// permutation unless n is a multiple of the prime 7919).
+func Shuffled(n int) []byte { return records(n, func(i int) int { return i*7919%n + 1 }) }
+
+func records(n int, key func(int) int) []byte {
 	var b bytes.Buffer
 	for i := 1; i <= n; i++ {
+		k := key(i)
 		fmt.Fprintf(&b, `{"id":%d,"updated_at":%d,"deleted_at":null,"name":"host-%07d","ip":"10.%d.%d.%d","port":%d}`+"\n",
-			i, 1700000000000+i, i, i>>16&255, i>>8&255, i&255, 1024+i%50000)
+			k, 1700000000000+i, k, k>>16&255, k>>8&255, k&255, 1024+k%50000)
 	}
 	return b.Bytes()
 }
