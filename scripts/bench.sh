@@ -28,7 +28,7 @@ log=$(mktemp)
 "$bin" serve --finite --addr 127.0.0.1:0 "$data" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 300); do grep -q serving "$log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qs serving "$log" && break; sleep 0.1; done
 url="$(grep -o 'http://[^ ]*' "$log")"
 
 # measure NAME CMD: wall seconds and peak RSS of CMD, best of 3.
@@ -62,7 +62,7 @@ smallbytes=$(wc -c <"$small")
 "$bin" serve --finite --addr 127.0.0.1:0 "$small" 2>"$log.small" &
 smallserver=$!
 trap 'kill $server $smallserver 2>/dev/null; rm -f "$log" "$log.small"' EXIT
-for _ in $(seq 300); do grep -q serving "$log.small" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qs serving "$log.small" && break; sleep 0.1; done
 smallurl="$(grep -o 'http://[^ ]*' "$log.small")"
 base_tail=$(for _ in 1 2 3; do /usr/bin/time -f '%M' "$bin" tail --once "$smallurl/" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
 base_sync=$(for _ in 1 2 3; do rm -f "$dir"/small.jsonl*; /usr/bin/time -f '%M' "$bin" sync "$smallurl/" --out "$dir/small.jsonl" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
@@ -128,7 +128,7 @@ fi
 "$bin" serve --finite --addr 127.0.0.1:0 "$shuffled" 2>"$log.shuf" &
 shufserver=$!
 trap 'kill $server $shufserver 2>/dev/null; rm -f "$log" "$log.shuf"' EXIT
-for _ in $(seq 300); do grep -q serving "$log.shuf" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qs serving "$log.shuf" && break; sleep 0.1; done
 shufurl="$(grep -o 'http://[^ ]*' "$log.shuf")"
 results=()
 echo "keys in random order, best of 3:"
@@ -157,7 +157,7 @@ cp "$data" "$live"
 "$bin" serve --addr 127.0.0.1:0 "$live" 2>"$log.live" &
 liveserver=$!
 trap 'kill $server $liveserver 2>/dev/null; rm -f "$log" "$log.live"' EXIT
-for _ in $(seq 300); do grep -q serving "$log.live" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qs serving "$log.live" && break; sleep 0.1; done
 liveurl="$(grep -o 'http://[^ ]*' "$log.live")"
 rm -f "$dir"/follow.jsonl*
 "$bin" sync --follow "$liveurl/" --out "$dir/follow.jsonl" 2>"$dir/follow.log" &
@@ -197,7 +197,7 @@ cp "$data" "$inc"
 "$bin" serve --finite --addr 127.0.0.1:0 "$inc" 2>"$log.inc" &
 incserver=$!
 trap 'kill $server $liveserver $incserver 2>/dev/null; exec 9>&-; wait $pgserver 2>/dev/null; rm -f "$log" "$log.live" "$log.inc" "$pgdsn_file"' EXIT
-for _ in $(seq 300); do grep -q serving "$log.inc" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qs serving "$log.inc" && break; sleep 0.1; done
 incurl="$(grep -o 'http://[^ ]*' "$log.inc")"
 rm -f "$dir"/inc.jsonl* "$dir"/inc.db*
 "$bin" sync "$incurl/" --out "$dir/inc.jsonl" 2>/dev/null

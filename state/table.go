@@ -673,8 +673,8 @@ func (t *Table) above(r *item) bool {
 		return true
 	}
 	if t.topIsNum {
-		// The number is kept for the blob and its look-up, so this
-		// costs no parsing of its own.
+		// Two plain integers compare as numbers. An index stores its
+		// keys as these numbers, so there the parse is not repeated.
 		if n, ok := r.keyNumber(); ok {
 			return n > t.topNum
 		}
@@ -970,7 +970,7 @@ func (v *blob) plainKey() (uint64, bool) {
 	return plainNum(v.key)
 }
 
-// radixSort sorts words by their bits below top, in place, a byte at a time
+// radixSort sorts words, each below 1<<top, in place, a byte at a time
 // from the highest (an American flag sort), leaving short runs to
 // slices.Sort.
 func radixSort(words []uint64, top uint) {

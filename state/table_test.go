@@ -853,7 +853,8 @@ func TestTable_SortShuffled(t *testing.T) {
 		{"dense", func(i int) string { return strconv.Itoa(i) }},
 		{"sparse", func(i int) string { return strconv.Itoa(i * 997) }},
 		{"far from zero", func(i int) string { return strconv.Itoa(1<<40 + i*4099) }},
-		{"span of 2^28", func(i int) string { return strconv.Itoa(i << 28 / 3000) }},
+		{"span just under 2^28", func(i int) string { return strconv.Itoa(i << 28 / 3000) }},
+		{"span of 2^28", func(i int) string { return strconv.Itoa(i << 28 / 2999) }},
 		{"one string", func(i int) string {
 			if i == 1234 {
 				return `"x"`
