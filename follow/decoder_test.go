@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -342,5 +343,53 @@ func TestDecoder_ByteOrderMark(t *testing.T) {
 				t.Fatalf("err %v", d.Err())
 			}
 		})
+	}
+}
+
+// plainRun stops where a byte at a time would, whichever byte stops it and
+// wherever it lies in a word, and at the end of the buffer.
+func TestPlainRun(t *testing.T) {
+	slow := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	for c := range 256 {
+		for at := range 20 {
+			for _, n := range []int{at + 1, at + 9, 24} {
+				b := bytes.Repeat([]byte("a"), n)
+				b[at] = byte(c)
+				for from := range min(n, 10) {
+					if got, want := plainRun(b, from), slow(b, from); got != want {
+						t.Fatalf("byte %#x at %d of %d, from %d: plainRun gave %d, want %d", c, at, n, from, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Several stopping bytes in a word: borrows between them must not move
+// the first.
+func TestPlainRun_Mixed(t *testing.T) {
+	alphabet := []byte{0, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xff, 'a'}
+	rnd := rand.New(rand.NewPCG(7, 8))
+	b := make([]byte, 32)
+	for range 200_000 {
+		for i := range b {
+			b[i] = 'a'
+			if rnd.IntN(4) == 0 {
+				b[i] = alphabet[rnd.IntN(len(alphabet))]
+			}
+		}
+		from := rnd.IntN(len(b))
+		want := from
+		for want < len(b) && plain[b[want]] {
+			want++
+		}
+		if got := plainRun(b, from); got != want {
+			t.Fatalf("%q from %d: plainRun gave %d, want %d", b, from, got, want)
+		}
 	}
 }

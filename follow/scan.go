@@ -1,8 +1,10 @@
 package follow
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -106,9 +108,7 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 		esc := false
 		// Names are short and plain: scan them here rather than call.
 		j := i + 1
-		for j < len(b) && plain[b[j]] {
-			j++
-		}
+		j = plainRun(b, j)
 		if j < len(b) && b[j] == '"' {
 			i = j + 1
 		} else if i, esc, err = scanStringEsc(b, i); err != nil {
@@ -165,9 +165,7 @@ func scanValueFast(b []byte, i, depth int) (int, error) {
 		switch c := b[i]; {
 		case c == '"':
 			j := i + 1
-			for j < len(b) && plain[b[j]] {
-				j++
-			}
+			j = plainRun(b, j)
 			if j < len(b) && b[j] == '"' {
 				return j + 1, nil
 			}
@@ -234,6 +232,27 @@ func scanArray(b []byte, i, depth int) (int, error) {
 }
 
 // plain marks the bytes a string can hold that need no second look.
+// plainRun returns the end of the run of plain string bytes (ASCII, not
+// a quote, a backslash or a control character) from i: eight at a time
+// while eight remain.
+func plainRun(b []byte, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, s := w^'"'*lo, w^'\\'*lo
+		// A byte's high bit is set here if it is below 0x20, equal to
+		// a quote or a backslash, or not ASCII; borrows can only set
+		// bits above the first such byte.
+		if m := ((w-0x20*lo)&^w | (q-lo)&^q | (s-lo)&^s | w) & hi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
 var plain = func() (t [256]bool) {
 	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
@@ -255,9 +274,7 @@ func scanStringEsc(b []byte, i int) (int, bool, error) {
 	esc := false
 	for {
 		// The common case: a run of plain ASCII.
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
+		i = plainRun(b, i)
 		if i >= len(b) {
 			return i, esc, errShort
 		}
