@@ -955,7 +955,7 @@ func (t *Table) sortPacked() []uint64 {
 			words = append(words, (k-lo)<<keyset.ValueBits|ref)
 		}
 	}
-	radixSort(words, keyset.ValueBits+uint(bits.Len64(hi-lo)))
+	keyset.SortWords(words, keyset.ValueBits+uint(bits.Len64(hi-lo)), keyset.ValueBits)
 	for i := range words {
 		words[i] &= 1<<keyset.ValueBits - 1
 	}
@@ -968,45 +968,6 @@ func (v *blob) plainKey() (uint64, bool) {
 		return v.keyNum, true
 	}
 	return plainNum(v.key)
-}
-
-// radixSort sorts words, each below 1<<top, in place, a byte at a time
-// from the highest (an American flag sort), leaving short runs to
-// slices.Sort.
-func radixSort(words []uint64, top uint) {
-	if len(words) <= 64 || top == 0 {
-		slices.Sort(words)
-		return
-	}
-	shift := uint(0)
-	if top > 8 {
-		shift = top - 8
-	}
-	var end, next [256]int
-	for _, w := range words {
-		end[w>>shift&0xff]++
-	}
-	sum := 0
-	for d := range end {
-		next[d] = sum
-		sum += end[d]
-		end[d] = sum
-	}
-	start := next
-	for d := range next {
-		for next[d] < end[d] {
-			w := words[next[d]]
-			for e := int(w >> shift & 0xff); e != d; e = int(w >> shift & 0xff) {
-				words[next[e]], w = w, words[next[e]]
-				next[e]++
-			}
-			words[next[d]] = w
-			next[d]++
-		}
-	}
-	for d := range start {
-		radixSort(words[start[d]:end[d]], shift)
-	}
 }
 
 // readAhead reads the first lines of the next blobs in a sort, which lie

@@ -902,23 +902,3 @@ func firstDiff(a, b []string) int {
 	}
 	return min(len(a), len(b))
 }
-
-func TestRadixSort(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{0, 1, 64, 65, 1000, 100_000} {
-		for _, top := range []uint{1, 8, 9, 20, 64} {
-			words := make([]uint64, n)
-			for i := range words {
-				words[i] = rnd.Uint64()
-				if top < 64 {
-					words[i] &= 1<<top - 1
-				}
-			}
-			want := slices.Sorted(slices.Values(words))
-			radixSort(words, top)
-			if !slices.Equal(words, want) {
-				t.Fatalf("%d words below bit %d: not sorted", n, top)
-			}
-		}
-	}
-}

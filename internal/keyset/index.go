@@ -168,65 +168,87 @@ func (x *Index) InsertAt(at int, tag uint32, v uint64) {
 	x.slots[at] = slot(tag, v)
 }
 
-func (x *Index) place(s uint64) {
+func (x *Index) place(s uint64) int {
 	p := x.home(tagOf(s))
 	for x.slots[p] != 0 {
 		p = x.next(p)
 	}
 	x.slots[p] = s
+	return int(p)
 }
 
 // InsertAll inserts n values, which next gives one at a time with their
-// tags. It places them in the order of their home slots, so that building
-// the index of a large table writes memory in sequence instead of at
-// random, which costs a cache miss per key.
+// tags, into an empty index (into one that is not, it inserts them one by
+// one). It sorts them by home slot in the index's own slots and places
+// them in that order, so that building the index of a large table writes
+// memory in sequence instead of at random, a cache miss per key, and takes
+// no memory beyond the index.
 func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
-	if n <= insertAllMin {
+	if n <= insertAllMin || x.n > 0 {
 		for range n {
 			x.Insert(next())
 		}
 		return
 	}
-	x.Reserve(x.n + n)
-	keys, kmem := makeSlots(n)
-	tmp, tmem := makeSlots(n)
-	defer kmem.free()
-	defer tmem.free()
-	for i := range keys {
+	x.Reserve(n)
+	// Each value goes at the top end of the slots with its scrambled tag,
+	// whose order its home slot follows, in the slot's tag bits.
+	size := len(x.slots)
+	at := size - n
+	items := x.slots[at:]
+	for i := range items {
 		tag, v := next()
 		if v > MaxValue {
 			panic("keyset: value out of range")
 		}
-		keys[i] = slot(tag, v)
+		items[i] = uint64(scramble(tag))<<32 | (v + 1)
 	}
-	// Sort by home slot: an LSD radix sort, in 11-bit digits, of the top
-	// bits of the scrambled tags, which the home slots follow.
-	bits := 0
-	for 1<<bits < len(x.slots) {
-		bits++
-	}
-	for shift := max(0, 32-bits); shift < 32; shift += 11 {
-		var count [1 << 11]int
-		for _, k := range keys {
-			count[scramble(tagOf(k))>>shift&(1<<11-1)]++
+	// Sorted by their top 16 bits, the values lie close to the order of
+	// their homes. In that order most go to their home or to the slot
+	// after the last one placed, which lies below them until a run of
+	// values crowds the top end: those left then are placed one by one,
+	// as are values whose home lies before the run being filled.
+	SortWords(items, 64, 48)
+	run, end := 0, 0 // the slots in [run, end) are full
+	for i := range items {
+		loc := at + i
+		w := x.slots[loc]
+		x.slots[loc] = 0
+		home := int(uint64(uint32(w>>32)&tagMask) * uint64(size) >> 32)
+		if home < run {
+			// The probe stops at loc at the latest: it is empty now.
+			if p := x.place(unscrambled(w)); p == end {
+				end++
+			}
+			continue
 		}
-		sum := 0
-		for d, c := range count {
-			count[d] = sum
-			sum += c
+		p := max(home, end)
+		if p > loc {
+			rest := append([]uint64{w}, x.slots[loc+1:]...)
+			clear(x.slots[loc+1:])
+			for _, w := range rest {
+				x.place(unscrambled(w))
+			}
+			break
 		}
-		for _, k := range keys {
-			d := scramble(tagOf(k)) >> shift & (1<<11 - 1)
-			tmp[count[d]] = k
-			count[d]++
+		x.slots[p] = unscrambled(w)
+		if p > end {
+			run = p
 		}
-		keys, tmp = tmp, keys
+		end = p + 1
 	}
-	for _, k := range keys {
-		x.place(k)
-	}
-	x.n += n
+	x.n = n
 }
+
+// unscrambled turns InsertAll's sort item back into a slot. The scrambled
+// tag's low bits are zero, as the tag's are: the value's top bits lie there.
+func unscrambled(w uint64) uint64 {
+	return uint64((uint32(w>>32)&tagMask)*unscrambler)<<32 | w&(1<<ValueBits-1)
+}
+
+// unscrambler undoes scramble: the multiplicative inverse of its constant
+// modulo 2^32.
+const unscrambler = 0x144cbc89
 
 // insertAllMin is the most values InsertAll inserts one by one: the sort
 // costs more than the cache misses it saves below it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -121,31 +122,47 @@ func each(tags []uint32, vals []uint64) func() (uint32, uint64) {
 	}
 }
 
+// InsertAll into an empty index, whose tags are random, shared by many
+// values, or all with homes at the top end (so that the values placed in
+// turn run into the ones still waiting there, and wrap around).
 func TestIndex_InsertAll(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var x Index
-	x.Insert(7, 0)
-	tags := make([]uint32, 50_000)
-	for i := range tags {
-		tags[i] = rng.Uint32()
-	}
-	tags[10] = 7 // shares a tag with entry 0
-	vals := make([]uint64, len(tags))
-	for i := range vals {
-		vals[i] = uint64(i) + 1
-	}
-	vals[len(vals)-1] = MaxValue // the largest value fits
-	x.InsertAll(len(tags), each(tags, vals))
-	if x.Len() != len(tags)+1 {
-		t.Fatalf("Len %d", x.Len())
-	}
-	for i, tag := range tags {
-		if _, _, ok := x.Find(tag, func(j uint64) bool { return j == vals[i] }); !ok {
-			t.Fatalf("value %d lost", vals[i])
-		}
-	}
-	if _, _, ok := x.Find(7, func(j uint64) bool { return j == 0 }); !ok {
-		t.Fatal("entry 0 lost")
+	for _, tc := range []struct {
+		name string
+		tag  func() uint32
+	}{
+		{"random", rng.Uint32},
+		{"shared", func() uint32 { return rng.Uint32() & 0xffff0 }},
+		{"a tenth at the top", func() uint32 {
+			if rng.IntN(10) > 0 {
+				return rng.Uint32()
+			}
+			return (0xfff00000 | rng.Uint32()&0xffff0) * unscrambler
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{insertAllMin + 1, 5000, 50_000} {
+				var x Index
+				tags := make([]uint32, n)
+				vals := make([]uint64, n)
+				for i := range tags {
+					tags[i], vals[i] = tc.tag(), uint64(i)<<20
+				}
+				vals[n-1] = MaxValue // the largest value fits
+				x.InsertAll(n, each(tags, vals))
+				if x.Len() != n {
+					t.Fatalf("n=%d: Len %d", n, x.Len())
+				}
+				for i, tag := range tags {
+					if _, _, ok := x.Find(tag, func(v uint64) bool { return v == vals[i] }); !ok {
+						t.Fatalf("n=%d: value %d (tag %x) lost", n, vals[i], tag)
+					}
+				}
+				if got := len(slices.Collect(x.All())); got != n {
+					t.Fatalf("n=%d: All gave %d values", n, got)
+				}
+			}
+		})
 	}
 }
 
@@ -205,20 +222,52 @@ func TestIndex_MappedSlots(t *testing.T) {
 	}
 }
 
-// A million keys inserted one by one from empty, as a first load whose
-// keys come in no order builds its index: growth included.
+// A million keys: indexed at once, as a table loaded in key order is when
+// a look-up first needs its index; and inserted one by one from empty, as
+// a first load whose keys come in no order builds its index, growth
+// included.
 func BenchmarkIndex_Insert(b *testing.B) {
 	const n = 1_000_000
 	tags := make([]uint32, n)
+	vals := make([]uint64, n)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range tags {
-		tags[i] = rng.Uint32()
+		tags[i], vals[i] = rng.Uint32(), uint64(i)
 	}
-	for b.Loop() {
-		var x Index
-		for i, tag := range tags {
-			x.Insert(tag, uint64(i))
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			var x Index
+			x.InsertAll(n, each(tags, vals))
+			x.Reset()
 		}
-		x.Reset()
+	})
+	b.Run("one by one", func(b *testing.B) {
+		for b.Loop() {
+			var x Index
+			for i, tag := range tags {
+				x.Insert(tag, vals[i])
+			}
+			x.Reset()
+		}
+	})
+}
+
+func TestSortWords(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 64, 65, 1000, 100_000} {
+		for _, top := range []uint{1, 8, 9, 20, 64} {
+			words := make([]uint64, n)
+			for i := range words {
+				words[i] = rnd.Uint64()
+				if top < 64 {
+					words[i] &= 1<<top - 1
+				}
+			}
+			want := slices.Sorted(slices.Values(words))
+			SortWords(words, top, 0)
+			if !slices.Equal(words, want) {
+				t.Fatalf("%d words below bit %d: not sorted", n, top)
+			}
+		}
 	}
 }
