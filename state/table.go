@@ -707,7 +707,8 @@ func (t *Table) appendUnindexed(r *item) {
 }
 
 // catchUp indexes the blobs appendUnindexed added, all at once, in the
-// order of their home slots (keyset.Index.InsertAll).
+// order of their home slots (keyset.Index.InsertAll). The index is empty
+// then: keys wait only while it is.
 func (t *Table) catchUp() {
 	if !t.lagging {
 		return

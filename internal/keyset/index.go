@@ -182,7 +182,8 @@ func (x *Index) place(s uint64) int {
 // one). It sorts them by home slot in the index's own slots and places
 // them in that order, so that building the index of a large table writes
 // memory in sequence instead of at random, a cache miss per key, and takes
-// no memory beyond the index.
+// no memory beyond the index but for the few values, if any, left to place
+// one by one at the end.
 func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 	if n <= insertAllMin || x.n > 0 {
 		for range n {
@@ -241,7 +242,8 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 }
 
 // unscrambled turns InsertAll's sort item back into a slot. The scrambled
-// tag's low bits are zero, as the tag's are: the value's top bits lie there.
+// tag's low bits are zero, as those of tag&tagMask are: the value's top
+// bits lie there.
 func unscrambled(w uint64) uint64 {
 	return uint64((uint32(w>>32)&tagMask)*unscrambler)<<32 | w&(1<<ValueBits-1)
 }
