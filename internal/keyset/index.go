@@ -273,10 +273,17 @@ func (x *Index) grow() { x.resize(max(minSlots, len(x.slots)+len(x.slots)/2)) }
 func (x *Index) resize(size int) {
 	old, mem := x.slots, x.mem
 	x.slots, x.mem = makeSlots(size)
-	for _, s := range old {
-		if s != 0 {
-			x.place(s)
+	// Mapped old slots are given back as they are read, so that the old
+	// and new arrays are not both whole at the peak.
+	const part = 1 << 18 // slots: 2 MiB, a huge page
+	for lo := 0; lo < len(old); lo += part {
+		hi := min(lo+part, len(old))
+		for _, s := range old[lo:hi] {
+			if s != 0 {
+				x.place(s)
+			}
 		}
+		mem.release(lo, hi)
 	}
 	mem.free()
 }

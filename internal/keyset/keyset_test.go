@@ -223,6 +223,21 @@ func TestIndex_MappedSlots(t *testing.T) {
 	}
 }
 
+// Growing past several 2 MiB parts of mapped slots, each part of the old
+// slots is given back only once all its values are placed.
+func TestIndex_GrowReleasesReadSlots(t *testing.T) {
+	var x Index
+	const n = 700_000 // the last growth reads 672,597 old slots: three parts
+	for i := range n {
+		x.Insert(uint32(i)*2654435761, uint64(i))
+	}
+	for i := range n {
+		if _, _, ok := x.Find(uint32(i)*2654435761, func(v uint64) bool { return v == uint64(i) }); !ok {
+			t.Fatalf("value %d lost among %d slots", i, len(x.slots))
+		}
+	}
+}
+
 // A million keys: indexed at once, as a table loaded in key order is when
 // a look-up first needs its index; and inserted one by one from empty, as
 // a first load whose keys come in no order builds its index, growth

@@ -36,6 +36,14 @@ func makeSlots(n int) ([]uint64, *mapping) {
 	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), n), m
 }
 
+// release gives back the pages of slots lo to hi, which read as zero
+// afterwards.
+func (m *mapping) release(lo, hi int) {
+	if m != nil {
+		releasePages(m.b[lo*8 : hi*8])
+	}
+}
+
 func (m *mapping) free() {
 	if m != nil {
 		m.cleanup.Stop()
