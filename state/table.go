@@ -883,21 +883,21 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 				ahead--
 				if t.decode(t.arena.at(rest[0]), &r); !r.garbage() && !r.dead() {
 					rkey = r.keyText(&rbuf)
-					rnum, rplain = plainNum(rkey)
+					rnum, rplain = r.plainKey()
 					return true
 				}
 			}
 			return false
 		}
-		// before reports whether rest[0] sorts before key: two plain
+		// before reports whether rest[0] sorts before v: two plain
 		// integers, the usual keys, by value.
-		before := func(key []byte) bool {
+		before := func(v *blob) bool {
 			if rplain {
-				if n, ok := plainNum(key); ok {
+				if n, ok := v.plainKey(); ok {
 					return rnum < n
 				}
 			}
-			return compareKeys(rkey, key) < 0
+			return compareKeys(rkey, v.keyText(&buf)) < 0
 		}
 		more := next()
 		for ref, v := range t.blobs(&t.arena, 0) {
@@ -907,8 +907,7 @@ func (t *Table) ordered() iter.Seq2[uint64, *blob] {
 			if v.garbage() || v.dead() {
 				continue
 			}
-			key := v.keyText(&buf)
-			for more && before(key) {
+			for more && before(v) {
 				if !yield(rest[0], &r) {
 					return
 				}
@@ -1051,12 +1050,10 @@ func (t *Table) sortItems() []sortItem {
 			continue
 		}
 		it := sortItem{ref: ref}
-		if v.flags&flagKeyNum != 0 {
-			it.num = v.keyNum
+		if k, ok := v.plainKey(); ok {
+			it.num = k
 		} else if v.key[0] == '"' {
 			it.num = 1<<64 - 1
-		} else if n, ok := plainNum(v.key); ok {
-			it.num = n
 		} else {
 			fast = false
 		}

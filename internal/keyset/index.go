@@ -191,7 +191,7 @@ func (x *Index) InsertAll(n int, next func() (tag uint32, v uint64)) {
 		}
 		return
 	}
-	x.Reserve(n)
+	x.reserve(n)
 	// Each value goes at the top end of the slots with its scrambled tag,
 	// whose order its home slot follows, in the slot's tag bits.
 	size := len(x.slots)
@@ -256,9 +256,9 @@ const unscrambler = 0x144cbc89
 // costs more than the cache misses it saves below it.
 const insertAllMin = 1024
 
-// Reserve makes room for n entries in all, so that inserting them does not
+// reserve makes room for n entries in all, so that inserting them does not
 // grow the index again.
-func (x *Index) Reserve(n int) {
+func (x *Index) reserve(n int) {
 	size := max(minSlots, len(x.slots))
 	for full(n, size) {
 		size += size / 2
