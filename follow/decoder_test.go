@@ -346,22 +346,24 @@ func TestDecoder_ByteOrderMark(t *testing.T) {
 	}
 }
 
+// plainRunSlow is plainRun a byte at a time.
+func plainRunSlow(b []byte, i int) int {
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
 // plainRun stops where a byte at a time would, whichever byte stops it and
 // wherever it lies in a word, and at the end of the buffer.
 func TestPlainRun(t *testing.T) {
-	slow := func(b []byte, i int) int {
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
-		return i
-	}
 	for c := range 256 {
 		for at := range 20 {
 			for _, n := range []int{at + 1, at + 9, 24} {
 				b := bytes.Repeat([]byte("a"), n)
 				b[at] = byte(c)
 				for from := range min(n, 10) {
-					if got, want := plainRun(b, from), slow(b, from); got != want {
+					if got, want := plainRun(b, from), plainRunSlow(b, from); got != want {
 						t.Fatalf("byte %#x at %d of %d, from %d: plainRun gave %d, want %d", c, at, n, from, got, want)
 					}
 				}
@@ -384,11 +386,7 @@ func TestPlainRun_Mixed(t *testing.T) {
 			}
 		}
 		from := rnd.IntN(len(b))
-		want := from
-		for want < len(b) && plain[b[want]] {
-			want++
-		}
-		if got := plainRun(b, from); got != want {
+		if got, want := plainRun(b, from), plainRunSlow(b, from); got != want {
 			t.Fatalf("%q from %d: plainRun gave %d, want %d", b, from, got, want)
 		}
 	}

@@ -29,9 +29,9 @@ type recPos struct {
 	deleted      bool
 	plain        int8 // Record.plain, worked out here, off the applying goroutine
 	streamOffset int64
-	// The key's hash is taken here too; the digest is not: the applying
-	// goroutine takes it only where it is needed (a table of keys keeps
-	// it, a table of records does not), and this goroutine is the busier.
+	// The key's hash is taken here too; the digest is not: this goroutine
+	// sets the pace of a load whose keys grow, and the applying one takes
+	// the digest when the cursor's keys (and a table of keys) keep it.
 	keyHash uint64
 }
 

@@ -106,9 +106,8 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 		ks := i
 		var err error
 		esc := false
-		// Names are short and plain: scan them here rather than call.
-		j := i + 1
-		j = plainRun(b, j)
+		// Names are plain: only one with an escape takes the full scan.
+		j := plainRun(b, i+1)
 		if j < len(b) && b[j] == '"' {
 			i = j + 1
 		} else if i, esc, err = scanStringEsc(b, i); err != nil {
@@ -159,13 +158,12 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 }
 
 // scanValueFast is scanValue with the common cases, a plain string or a
-// small integer followed by a delimiter, handled without a call.
+// small integer followed by a delimiter, handled without its full scan.
 func scanValueFast(b []byte, i, depth int) (int, error) {
 	if i < len(b) {
 		switch c := b[i]; {
 		case c == '"':
-			j := i + 1
-			j = plainRun(b, j)
+			j := plainRun(b, i+1)
 			if j < len(b) && b[j] == '"' {
 				return j + 1, nil
 			}
@@ -231,7 +229,6 @@ func scanArray(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// plain marks the bytes a string can hold that need no second look.
 // plainRun returns the end of the run of plain string bytes (ASCII, not
 // a quote, a backslash or a control character) from i: eight at a time
 // while eight remain.
@@ -253,6 +250,7 @@ func plainRun(b []byte, i int) int {
 	return i
 }
 
+// plain marks the bytes a string can hold that need no second look.
 var plain = func() (t [256]bool) {
 	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'

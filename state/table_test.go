@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,15 @@ func live(id, order any, extra ...string) string {
 
 func dead(id, order any) string {
 	return fmt.Sprintf(`{"id":%v,"updated_at":%v,"deleted_at":%v}`, id, order, order)
+}
+
+// keysOf is the keys All yields, in its order.
+func keysOf(tb *Table) []string {
+	var keys []string
+	for k := range tb.All() {
+		keys = append(keys, string(k))
+	}
+	return keys
 }
 
 func dumpTable(tb *Table) string {
@@ -373,10 +383,7 @@ func TestTable_AllInKeyOrder(t *testing.T) {
 				want := map[string]bool{}
 				check := func() {
 					t.Helper()
-					var got []string
-					for k := range tb.All() {
-						got = append(got, string(k))
-					}
+					got := keysOf(tb)
 					var keys []string
 					for k := range want {
 						keys = append(keys, k)
@@ -406,9 +413,11 @@ func TestTable_AllInKeyOrder(t *testing.T) {
 
 // The table against a map, through random inserts, updates that fit in
 // place or move, deletions, duplicates, stale records, resyncs (more than
-// the generations a blob can tell apart), forgotten tombstones and
-// compactions, with All read between changes so that the sort cache lives
-// through them.
+// the generations a blob can tell apart, so that the generation wraps;
+// what a wrap must clear is pinned down by
+// TestTable_ResyncGenerationWraps, as random keys seldom show it),
+// forgotten tombstones and compactions, with All read between changes so
+// that the sort cache lives through them.
 func TestTable_AgainstModel(t *testing.T) {
 	defer func(old int64) { compactMin = old }(compactMin)
 	compactMin = 32 << 10
@@ -604,13 +613,7 @@ func TestTable_SortCacheMerges(t *testing.T) {
 	for _, s := range []string{live(10, 1), live(20, 1), live(30, 1), live(5, 1), live(15, 1), live(25, 1)} {
 		tb.Apply(record(t, s))
 	}
-	keys := func() string {
-		var got []string
-		for k := range tb.All() {
-			got = append(got, string(k))
-		}
-		return strings.Join(got, " ")
-	}
+	keys := func() string { return strings.Join(keysOf(tb), " ") }
 	if got := keys(); got != "5 10 15 20 25 30" {
 		t.Fatalf("All gave %s", got)
 	}
@@ -673,35 +676,43 @@ func TestTable_GetBeforeIndexing(t *testing.T) {
 }
 
 // Keys swept by a resync must stay gone for Get when new keys arrive in
-// order after it (Get searches those without the index).
+// order after it: one key swept, or all of them, which empties the index,
+// so that the new key waits to be indexed and Get searches it without.
 func TestTable_GetAfterSweepThenNewKeys(t *testing.T) {
-	tb := NewTable()
-	for k := 1; k <= 100; k++ {
-		tb.Apply(record(t, live(k, 1)))
-	}
-	tb.BeginResync()
-	for k := 1; k <= 100; k++ {
-		if k != 70 {
+	for _, sweepAll := range []bool{false, true} {
+		tb := NewTable()
+		for k := 1; k <= 100; k++ {
 			tb.Apply(record(t, live(k, 1)))
 		}
-	}
-	if removed, err := tb.EndResync(1); err != nil || len(removed) != 1 {
-		t.Fatalf("sweep: %v, %d removed", err, len(removed))
-	}
-	tb.Apply(record(t, live(200, 2)))
-	if rec, ok := tb.Get([]byte("70")); ok {
-		t.Fatalf("Get(70) after the sweep = %s", rec)
-	}
-	if _, ok := tb.Get([]byte("200")); !ok {
-		t.Fatal("Get(200) found nothing")
+		tb.BeginResync()
+		for k := 1; k <= 100; k++ {
+			if k != 70 && !sweepAll {
+				tb.Apply(record(t, live(k, 1)))
+			}
+		}
+		removed, err := tb.EndResync(1)
+		if want := map[bool]int{false: 1, true: 100}[sweepAll]; err != nil || len(removed) != want {
+			t.Fatalf("sweep all %v: %v, %d removed, want %d", sweepAll, err, len(removed), want)
+		}
+		tb.Apply(record(t, live(200, 2)))
+		if tb.lagging != sweepAll {
+			t.Fatalf("sweep all %v: key 200 waits to be indexed: %v", sweepAll, tb.lagging)
+		}
+		if rec, ok := tb.Get([]byte("70")); ok {
+			t.Fatalf("sweep all %v: Get(70) after the sweep = %s", sweepAll, rec)
+		}
+		if _, ok := tb.Get([]byte("200")); !ok {
+			t.Fatalf("sweep all %v: Get(200) found nothing", sweepAll)
+		}
 	}
 }
 
 // Keys that wait to be indexed, against a map: runs of new keys in
 // ascending order (numbers spelled several ways, tombstones, blobs of 300
 // KiB) into an empty index, updates that make it catch up, resync
-// sweeps and forgotten tombstones that empty it again. Get is checked for
-// every key, for keys gone and for keys never written.
+// sweeps and forgotten tombstones, and a sweep of every key that empties
+// it again. Get is checked for every key, for keys gone and for keys never
+// written, after every run and between changes.
 func TestTable_LaggingAgainstModel(t *testing.T) {
 	defer func(old int64) { compactMin = old }(compactMin)
 	compactMin = 64 << 10
@@ -753,6 +764,7 @@ func TestTable_LaggingAgainstModel(t *testing.T) {
 			}
 			resync := false
 			seen := map[string]bool{}
+			waiting := 0 // checks made while keys waited to be indexed
 			for step := range 150 {
 				clock++
 				switch n := rng.IntN(100); {
@@ -785,6 +797,10 @@ func TestTable_LaggingAgainstModel(t *testing.T) {
 						all = append(all, k)
 						seen[k] = true
 					}
+					if tb.lagging {
+						waiting++
+					}
+					check(step)
 				case n < 40 && len(all) > 0: // update an existing key
 					k := all[rng.IntN(len(all))]
 					s := live(k, clock, `,"u":1`)
@@ -797,8 +813,8 @@ func TestTable_LaggingAgainstModel(t *testing.T) {
 					seen = map[string]bool{}
 				case n < 52 && resync:
 					// re-send some keys, then end
-					for k, s := range model {
-						if rng.IntN(3) == 0 && !s.dead {
+					for _, k := range slices.Sorted(maps.Keys(model)) {
+						if s := model[k]; rng.IntN(3) == 0 && !s.dead {
 							tb.Apply(record(t, s.rec))
 							seen[k] = true
 						}
@@ -819,23 +835,33 @@ func TestTable_LaggingAgainstModel(t *testing.T) {
 							delete(model, k)
 						}
 					}
+				case n < 60 && !resync: // sweep every key, forget them all
+					tb.BeginResync()
+					if _, err := tb.EndResync(1); err != nil {
+						t.Fatal(err)
+					}
+					tb.ForgetTombstones(follow.Order(fmt.Sprint(clock + 1)))
+					clear(model)
+					if tb.index.Len() != 0 {
+						t.Fatalf("seed %d step %d: %d keys indexed after every key went", seed, step, tb.index.Len())
+					}
 				case n < 80:
 					check(step)
 				}
 			}
 			check(-1)
+			if waiting < 3 {
+				t.Fatalf("seed %d: only %d checks while keys waited to be indexed", seed, waiting)
+			}
 			// All in key order equals the model
-			var want, got []string
+			var want []string
 			for k, s := range model {
 				if !s.dead {
 					want = append(want, k)
 				}
 			}
 			slices.SortFunc(want, CompareKeys)
-			for k := range tb.All() {
-				got = append(got, string(k))
-			}
-			if !slices.Equal(got, want) {
+			if got := keysOf(tb); !slices.Equal(got, want) {
 				t.Fatalf("seed %d: All differs", seed)
 			}
 		}
@@ -883,11 +909,7 @@ func TestTable_SortShuffled(t *testing.T) {
 				}
 			}
 			slices.SortFunc(want, CompareKeys)
-			var got []string
-			for k := range tb.All() {
-				got = append(got, string(k))
-			}
-			if !slices.Equal(got, want) {
+			if got := keysOf(tb); !slices.Equal(got, want) {
 				t.Fatalf("All gave %d keys, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
 			}
 		})

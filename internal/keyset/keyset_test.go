@@ -1,6 +1,7 @@
 package keyset
 
 import (
+	"cmp"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -280,6 +281,16 @@ func TestSortWords(t *testing.T) {
 				}
 			}
 			want := slices.Sorted(slices.Values(words))
+			// Sorted from bit low up only: the same words, in the order
+			// of their bits from low up.
+			for _, low := range []uint{top / 2, top - 1} {
+				part := slices.Clone(words)
+				SortWords(part, top, low)
+				if !slices.Equal(slices.Sorted(slices.Values(part)), want) ||
+					!slices.IsSortedFunc(part, func(a, b uint64) int { return cmp.Compare(a>>low, b>>low) }) {
+					t.Fatalf("%d words below bit %d, from bit %d up: not sorted", n, top, low)
+				}
+			}
 			SortWords(words, top, 0)
 			if !slices.Equal(words, want) {
 				t.Fatalf("%d words below bit %d: not sorted", n, top)
