@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: lockstep against curl and jq on the same 1,000,000 records
-# (~100 bytes each, distinct keys), served by lockstep serve on loopback,
+# (~113 bytes each, distinct keys), served by lockstep serve on loopback,
 # all in one run so the ratios hold on a noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,20 +16,54 @@ need() {
 need jq jq
 [ -x /usr/bin/time ] || need /usr/bin/time time
 
-data="$dir/records-$N.jsonl"
-if [ ! -s "$data" ]; then
-	awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++)
-		printf "{\"id\":%d,\"updated_at\":%.0f,\"deleted_at\":null,\"name\":\"host-%07d\",\"ip\":\"10.%d.%d.%d\",\"port\":%d}\n",
-			i, 1700000000000 + i, i, int(i / 65536) % 256, int(i / 256) % 256, i % 256, 1024 + i % 50000 }' >"$data"
-fi
-bytes=$(wc -c <"$data")
+[ "$N" -gt 1000 ] || { echo "make bench: LOCKSTEP_BENCH_RECORDS must be above 1000 (a run of 1,000 is the baseline)" >&2; exit 2; }
 
-log=$(mktemp)
-"$bin" serve --finite --addr 127.0.0.1:0 "$data" 2>"$log" &
-server=$!
-trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 300); do grep -qs serving "$log" && break; sleep 0.1; done
-url="$(grep -o 'http://[^ ]*' "$log")"
+# records FILE MUL: N records on line i, update_at rising, with key i when
+# MUL is 1 and i * MUL mod N + 1 otherwise (a permutation of 1..N when MUL
+# is a prime that does not divide N, as 7919 divides no N of the form
+# 2^a 5^b).
+records() {
+	[ -s "$1" ] && return
+	awk -v n="$N" -v mul="$2" 'BEGIN { for (i = 1; i <= n; i++) { k = mul == 1 ? i : (i * mul) % n + 1
+		printf "{\"id\":%d,\"updated_at\":%.0f,\"deleted_at\":null,\"name\":\"host-%07d\",\"ip\":\"10.%d.%d.%d\",\"port\":%d}\n",
+			k, 1700000000000 + i, k, int(k / 65536) % 256, int(k / 256) % 256, k % 256, 1024 + k % 50000 } }' >"$1"
+}
+
+# serve FILE [FLAG...]: lockstep serve on FILE, on loopback, stopped on
+# exit; sets srv (its pid) and srv_url.
+logs=$(mktemp -d)
+servers=()
+pgserver=""
+cleanup() {
+	kill "${servers[@]}" 2>/dev/null || true
+	if [ -n "$pgserver" ]; then
+		exec 9>&-
+		wait "$pgserver" 2>/dev/null || true
+	fi
+	rm -rf "$logs"
+}
+trap cleanup EXIT
+serve() {
+	local log
+	log="$logs/$(basename "$1").log"
+	"$bin" serve "${@:2}" --addr 127.0.0.1:0 "$1" 2>"$log" &
+	srv=$!
+	servers+=("$srv")
+	for _ in $(seq 300); do grep -qs serving "$log" && break; sleep 0.1; done
+	srv_url="$(grep -o 'http://[^ ]*' "$log")"
+}
+
+# stop PID: stop a server before the end, when its data is done with.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+data="$dir/records-$N.jsonl"
+records "$data" 1
+bytes=$(wc -c <"$data")
+serve "$data" --finite
+url=$srv_url
 
 # measure NAME CMD: wall seconds and peak RSS of CMD, best of 3.
 results=()
@@ -59,17 +93,12 @@ measure "lockstep sync (restart, nothing new)" "$bin sync $url/ --out $dir/repli
 small="$dir/records-1000.jsonl"
 head -1000 "$data" >"$small"
 smallbytes=$(wc -c <"$small")
-"$bin" serve --finite --addr 127.0.0.1:0 "$small" 2>"$log.small" &
-smallserver=$!
-trap 'kill $server $smallserver 2>/dev/null; rm -f "$log" "$log.small"' EXIT
-for _ in $(seq 300); do grep -qs serving "$log.small" && break; sleep 0.1; done
-smallurl="$(grep -o 'http://[^ ]*' "$log.small")"
+serve "$small" --finite
+smallserver=$srv smallurl=$srv_url
 base_tail=$(for _ in 1 2 3; do /usr/bin/time -f '%M' "$bin" tail --once "$smallurl/" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
 base_sync=$(for _ in 1 2 3; do rm -f "$dir"/small.jsonl*; /usr/bin/time -f '%M' "$bin" sync "$smallurl/" --out "$dir/small.jsonl" 2>&1 >/dev/null | tail -1; done | sort -n | head -1)
-rm -f "$dir"/small.jsonl* "$log.small"
-kill $smallserver
-wait $smallserver 2>/dev/null || true
-trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
+rm -f "$dir"/small.jsonl*
+stop "$smallserver"
 
 # The floor, tail and sync in alternated rounds: the machine's speed drifts
 # (it is shared), so each ratio is taken within a round and the median of
@@ -118,18 +147,9 @@ rm -f "$rounds"
 # order of updated_at): a table whose keys do not grow with time needs its
 # index from the first record, and a sort before a snapshot is written.
 shuffled="$dir/shuffled-$N.jsonl"
-if [ ! -s "$shuffled" ]; then
-	# i * 7919 mod N is a permutation of 0..N-1: 7919 is a prime that
-	# divides no N of the form 2^a 5^b.
-	awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) { k = (i * 7919) % n + 1
-		printf "{\"id\":%d,\"updated_at\":%.0f,\"deleted_at\":null,\"name\":\"host-%07d\",\"ip\":\"10.%d.%d.%d\",\"port\":%d}\n",
-			k, 1700000000000 + i, k, int(k / 65536) % 256, int(k / 256) % 256, k % 256, 1024 + k % 50000 } }' >"$shuffled"
-fi
-"$bin" serve --finite --addr 127.0.0.1:0 "$shuffled" 2>"$log.shuf" &
-shufserver=$!
-trap 'kill $server $shufserver 2>/dev/null; rm -f "$log" "$log.shuf"' EXIT
-for _ in $(seq 300); do grep -qs serving "$log.shuf" && break; sleep 0.1; done
-shufurl="$(grep -o 'http://[^ ]*' "$log.shuf")"
+records "$shuffled" 7919
+serve "$shuffled" --finite
+shufserver=$srv shufurl=$srv_url
 results=()
 echo "keys in random order, best of 3:"
 measure "parse only (fastjson, the three fields)" "$dir/parsefloor $shufurl/0"
@@ -138,10 +158,7 @@ measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin
 awk -v n="$N" -v bytes="$bytes" -v base_tail="$base_tail" -v base_sync="$base_sync" -v smallbytes="$smallbytes" -F'\t' '{ t[NR] = $2; m[NR] = $3 }
 	END { printf "tail: %.2fx the floor, %.0f bytes a key beyond a small run (%.0f all told); sync: %.2fx tail, peak memory %.2fx the snapshot beyond a small run (%.2fx all told)\n\n",
 		t[2] / t[1], (m[2] - base_tail) * 1024 / (n - 1000), m[2] * 1024 / n, t[3] / t[2], (m[3] - base_sync) * 1024 / (bytes - smallbytes), m[3] * 1024 / bytes }' < <(printf '%s\n' "${results[@]}")
-kill $shufserver
-wait $shufserver 2>/dev/null || true
-rm -f "$log.shuf"
-trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
+stop "$shufserver"
 
 # Latency, endpoint write -> tail stdout, against the transport's own floor
 # (a plain HTTP client reading the same endless response), 2,000 changes.
@@ -154,11 +171,8 @@ go test -run '^$' -bench 'TailLatency' -benchtime 1x . | awk '
 # changes a second for 20 s: the share of time spent writing snapshots.
 live="$dir/live.jsonl"
 cp "$data" "$live"
-"$bin" serve --addr 127.0.0.1:0 "$live" 2>"$log.live" &
-liveserver=$!
-trap 'kill $server $liveserver 2>/dev/null; rm -f "$log" "$log.live"' EXIT
-for _ in $(seq 300); do grep -qs serving "$log.live" && break; sleep 0.1; done
-liveurl="$(grep -o 'http://[^ ]*' "$log.live")"
+serve "$live"
+liveurl=$srv_url
 rm -f "$dir"/follow.jsonl*
 "$bin" sync --follow "$liveurl/" --out "$dir/follow.jsonl" 2>"$dir/follow.log" &
 syncer=$!
@@ -175,12 +189,12 @@ echo "sync --follow, 1,000 changes/s for 20 s on $N records: $(tail -1 "$dir/fol
 
 # Replicas in databases (issue 9), beside the file store on the same data:
 # a load from empty, then a run that applies 100 changes to the loaded table.
-if ! pgdsn_file=$(mktemp) || ! go build -o "$dir/pgserve" ./internal/pgtest/pgserve; then exit 1; fi
+go build -o "$dir/pgserve" ./internal/pgtest/pgserve
+pgdsn_file="$logs/pgdsn"
 mkfifo "$dir/pgserve.in" 2>/dev/null || true
 "$dir/pgserve" <"$dir/pgserve.in" >"$pgdsn_file" 2>/dev/null &
 pgserver=$!
 exec 9>"$dir/pgserve.in"
-trap 'kill $server $liveserver 2>/dev/null; exec 9>&-; wait $pgserver 2>/dev/null; rm -f "$log" "$log.live" "$pgdsn_file"' EXIT
 for _ in $(seq 300); do [ -s "$pgdsn_file" ] && break; sleep 0.1; done
 pgdsn=$(head -1 "$pgdsn_file")
 results=()
@@ -194,11 +208,8 @@ awk -v n="$N" -F'\t' '{ t[NR] = $2; m[NR] = $3 }
 
 inc="$dir/incremental.jsonl"
 cp "$data" "$inc"
-"$bin" serve --finite --addr 127.0.0.1:0 "$inc" 2>"$log.inc" &
-incserver=$!
-trap 'kill $server $liveserver $incserver 2>/dev/null; exec 9>&-; wait $pgserver 2>/dev/null; rm -f "$log" "$log.live" "$log.inc" "$pgdsn_file"' EXIT
-for _ in $(seq 300); do grep -qs serving "$log.inc" && break; sleep 0.1; done
-incurl="$(grep -o 'http://[^ ]*' "$log.inc")"
+serve "$inc" --finite
+incurl=$srv_url
 rm -f "$dir"/inc.jsonl* "$dir"/inc.db*
 "$bin" sync "$incurl/" --out "$dir/inc.jsonl" 2>/dev/null
 "$bin" sync "$incurl/" --out "sqlite:$dir/inc.db" 2>/dev/null

@@ -108,8 +108,8 @@ type Table struct {
 // order value (uvarints) and its bytes. Anything else is a hash of the
 // record (8 bytes, to tell a duplicate from a change), then the key and
 // the order value, each a uvarint length and the text, or, if it is a plain
-// integer, the uvarint of its value: a 7-digit id then takes 3 bytes,
-// a timestamp in milliseconds 6. Blobs start at multiples of 4 bytes.
+// integer, the uvarint of its value: an id below 2,097,152 then takes 3
+// bytes, a timestamp in milliseconds 6. Blobs start at multiples of 4 bytes.
 const (
 	flagDead     = 1 << iota // a tombstone
 	flagGarbage              // no longer in the index

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// Records is n records of about 100 bytes with distinct keys and rising
+// Records is n records of about 113 bytes with distinct keys and rising
 // order values, one per line: the shape of make bench.
 func Records(n int) []byte { return records(n, func(i int) int { return i }) }
 
