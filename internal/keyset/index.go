@@ -6,6 +6,7 @@ package keyset
 
 import (
 	"iter"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -108,6 +109,9 @@ func (x *Index) Rewrite(f func(v uint64) uint64) {
 // change during the loop.
 func (x *Index) All() iter.Seq[uint64] {
 	return func(yield func(uint64) bool) {
+		// The loop reads only the slots, not x: x must stay reachable
+		// for its mapping to (see mapping).
+		defer runtime.KeepAlive(x)
 		for _, s := range x.slots {
 			if s != 0 && !yield(valueOf(s)) {
 				return

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 )
 
 // The index against a map, through inserts and deletes with many shared
@@ -221,6 +223,28 @@ func TestIndex_MappedSlots(t *testing.T) {
 		if x.mem != nil || x.Len() != 0 {
 			t.Fatalf("round %d: Reset kept the mapping or %d values", round, x.Len())
 		}
+	}
+}
+
+// All reads the slots of an index that nothing else uses while the loop
+// runs: the collector must not unmap them under it.
+func TestIndex_AllKeepsMappedSlots(t *testing.T) {
+	var x Index
+	n := 2 * mapMin
+	for i := range n {
+		x.Insert(uint32(i)*2654435761, uint64(i))
+	}
+	seen := 0
+	for range x.All() {
+		if seen == 0 {
+			runtime.GC()
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond) // for the cleanups to run
+		}
+		seen++
+	}
+	if seen != n {
+		t.Fatalf("All gave %d values, want %d", seen, n)
 	}
 }
 

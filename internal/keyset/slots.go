@@ -14,7 +14,10 @@ import (
 const mapMin = 1 << 16 // slots; a smaller array is cheaper on the heap
 
 // mapping is slots mapped outside the heap, unmapped by free or, failing
-// that, once the index that holds it is unreachable.
+// that, once the index that holds it is unreachable. The slots themselves
+// do not keep it reachable: a loop that holds only them (a range over
+// x.slots that reads nothing else of x) must keep its Index alive
+// (runtime.KeepAlive), or the slots can be unmapped under it.
 type mapping struct {
 	b       []byte
 	cleanup runtime.Cleanup
