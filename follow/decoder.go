@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/lockstep/lockstep/internal/plainint"
 )
 
 // A Record is one object from an endpoint. Its slices point into the
@@ -22,8 +23,9 @@ type Record struct {
 	Deleted bool   // the deleted field is present and not null
 	Offset  int64  // where Bytes starts in the response body
 
-	digest, keyHash uint64 // 0 until computed
-	plain           int8   // Order is a plain integer: 1 yes, -1 no, 0 not yet known
+	digest, keyHash  uint64 // 0 until computed
+	keyNum, orderNum uint64 // see KeyNumber
+	keyIs, orderIs   int8   // 1: Key (Order) is the number in keyNum (orderNum), -1: not one, 0: not yet known
 }
 
 var hashSeed = maphash.MakeSeed()
@@ -53,21 +55,30 @@ func (r *Record) KeyHash() uint64 {
 	return r.keyHash
 }
 
-// plainOrder reports whether Order is a plain integer (isPlain), looking
-// once per record.
-func (r *Record) plainOrder() bool {
-	if r.plain == 0 {
-		r.plain = plainFlag(r)
+// KeyNumber is the key's value if it is a plain integer below 10^19, as
+// ids usually are (digits only: no sign, fraction, exponent or quotes),
+// worked out once: a Follower does it on its decoding goroutine, so that
+// the applying one compares and stores the number.
+func (r *Record) KeyNumber() (uint64, bool) {
+	if r.keyIs == 0 {
+		r.keyNum, r.keyIs = number(r.Key)
 	}
-	return r.plain > 0
+	return r.keyNum, r.keyIs > 0
 }
 
-// plainFlag is the value of Record.plain for r.
-func plainFlag(r *Record) int8 {
-	if isPlain(r.Order) {
-		return 1
+// OrderNumber is KeyNumber for the order value.
+func (r *Record) OrderNumber() (uint64, bool) {
+	if r.orderIs == 0 {
+		r.orderNum, r.orderIs = number(r.Order)
 	}
-	return -1
+	return r.orderNum, r.orderIs > 0
+}
+
+func number(s []byte) (uint64, int8) {
+	if n, ok := plainint.Parse(s); ok {
+		return n, 1
+	}
+	return 0, -1
 }
 
 // KeyHash hashes a key's JSON text as Record.KeyHash does.
@@ -150,7 +161,7 @@ type Decoder struct {
 	resuming bool   // skipping with resume, not bound
 	resume   resume // where to go on after a bad value
 	bound    boundary
-	spans    fieldSpans // the names to find, copied for each record
+	spans    fieldSpans // the names to find, and the last record's layout
 }
 
 // NewDecoder returns a decoder reading from r.
@@ -218,9 +229,10 @@ func (d *Decoder) Next() bool {
 // the loop again".
 func (d *Decoder) object() (ok, again bool) {
 	start := d.pos
-	spans := d.spans
+	spans := &d.spans
+	spans.reset()
 	b := d.buf[start:d.end]
-	n, err := scanObject(b, 0, 1, &spans)
+	n, err := scanObject(b, 0, 1, spans)
 	if err == errShort {
 		if d.eof {
 			d.err = fmt.Errorf("%w at byte %d (%d bytes of an unfinished record)", ErrTruncated, d.base+int64(start), d.end-start)
@@ -245,7 +257,7 @@ func (d *Decoder) object() (ok, again bool) {
 		return false, false
 	}
 	d.pos = start + n
-	if err := d.opts.record(&d.rec, b[:n], &spans); err != nil {
+	if err := d.opts.record(&d.rec, b[:n], spans); err != nil {
 		return d.bad(start, err.Error()), false
 	}
 	d.rec.Offset = d.base + int64(start)
@@ -307,13 +319,7 @@ func ParseRecord(b []byte, opts DecoderOptions) (Record, error) {
 }
 
 func (o *DecoderOptions) spans() fieldSpans {
-	w := fieldSpans{names: [3]string{o.Key, o.OrderBy, o.Deleted}, start: [3]int{-1, -1, -1}}
-	for _, n := range w.names {
-		if len(n) < 64 {
-			w.lens |= 1 << len(n)
-		}
-	}
-	return w
+	return newFieldSpans([3]string{o.Key, o.OrderBy, o.Deleted})
 }
 
 // partial reports whether input has arrived that is not yet a whole

@@ -25,6 +25,7 @@ var readMakers = []struct {
 type decoded struct {
 	keys    []string
 	records []string
+	fields  []string // each record's key, order value and whether it is deleted
 	err     error
 }
 
@@ -36,6 +37,7 @@ func decodeAll(r io.Reader, opts DecoderOptions, skipBad bool) decoded {
 			rec := d.Record()
 			out.keys = append(out.keys, string(rec.Key))
 			out.records = append(out.records, string(rec.Bytes))
+			out.fields = append(out.fields, fieldsOf(rec))
 		}
 		var bad *BadRecordError
 		if skipBad && errors.As(d.Err(), &bad) {
@@ -44,6 +46,70 @@ func decodeAll(r io.Reader, opts DecoderOptions, skipBad bool) decoded {
 		}
 		out.err = d.Err()
 		return out
+	}
+}
+
+func fieldsOf(r *Record) string {
+	return fmt.Sprintf("%s@%s deleted=%v", r.Key, r.Order, r.Deleted)
+}
+
+// A decoder takes a name that is, byte for byte, the one the last record
+// had in its place without scanning it. Names that differ from the last
+// layout in any byte, in the spacing around them or in their escapes
+// must still be found as ParseRecord, which keeps no layout, finds them.
+func TestDecoder_Layout(t *testing.T) {
+	base := `{"id":1,"updated_at":10,"deleted_at":null,"name":"a"}`
+	tests := []struct {
+		name    string
+		records []string
+	}{
+		{"SameLayout", []string{base, `{"id":2,"updated_at":11,"deleted_at":5,"name":"b"}`}},
+		{"NamesMoved", []string{base, `{"updated_at":11,"id":2,"name":"b","deleted_at":1}`}},
+		{"NameExtended", []string{base, `{"id2":2,"id":3,"updated_at_":1,"updated_at":12,"deleted_at":null}`}},
+		{"NameShortened", []string{base, `{"i":2,"id":3,"updated":1,"updated_at":12}`}},
+		{"LastByteDiffers", []string{base, `{"ie":2,"id":3,"updated_au":1,"updated_at":12,"deleted_au":1}`}},
+		{"SpaceBeforeColon", []string{base, `{"id" :4,"updated_at"  :13,"deleted_at" : 1}`, `{"id" :5,"updated_at"  :14,"deleted_at" : 1}`}},
+		{"SpaceAfterColon", []string{base, `{"id": 4,"updated_at": 13}`}},
+		{"EscapedName", []string{base, `{"i\u0064":5,"updated_at":14,"deleted\u005fat":2}`, base}},
+		{"EscapedTwiceThenPlain", []string{`{"i\u0064":5,"updated_at":14}`, `{"i\u0064":6,"updated_at":15}`, base}},
+		{"WantedNameGone", []string{base, `{"id":6,"updated_at":15,"deleted_atx":1,"deleted_at":null}`}},
+		{"LongNames", []string{`{"a_name_of_sixteen":1,"a_name_of_fifteen":2,"id":7,"updated_at":16}`, `{"a_name_of_sixteen":1,"a_name_of_fifteen":2,"id":8,"updated_at":17}`}},
+		{"ManyMembers", []string{`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"id":9,"updated_at":18,"deleted_at":1}`, `{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"id":10,"updated_at":19}`}},
+		{"RepeatedName", []string{base, `{"id":1,"id":2,"updated_at":20,"updated_at":21}`}},
+		{"NestedSameNames", []string{base, `{"x":{"id":9,"updated_at":1},"id":11,"updated_at":22}`}},
+		{"BadNameInPlace", []string{base, `{"id":12,"updated_at":23}`, `{"id\q":1,"updated_at":24}`, `{"id":13,"updated_at":25}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.Join(tt.records, "\n")
+			var want []string
+			for _, r := range tt.records {
+				rec, err := ParseRecord([]byte(r), DecoderOptions{})
+				if err != nil {
+					want = append(want, "BAD")
+					continue
+				}
+				want = append(want, fieldsOf(&rec))
+			}
+			got := decodeAll(strings.NewReader(in), DecoderOptions{}, true)
+			var fields []string
+			good := got.fields
+			for _, k := range got.keys {
+				if k == "BAD" {
+					fields = append(fields, "BAD")
+				} else {
+					fields, good = append(fields, good[0]), good[1:]
+				}
+			}
+			if strings.Join(fields, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("decoder found\n%s\nParseRecord finds\n%s", strings.Join(fields, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+	// The layout is in use: a record's names are known after one record.
+	d := NewDecoder(strings.NewReader(base+"\n"+base), DecoderOptions{})
+	if !d.Next() || d.spans.layout[0].size != len(`"id":`) || d.spans.layout[3].size != len(`"name":`) {
+		t.Fatalf("layout after %s: %+v", base, d.spans.layout[:4])
 	}
 }
 

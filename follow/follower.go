@@ -202,13 +202,17 @@ type Follower struct {
 	client *http.Client
 	rnd    *rand.Rand
 
-	cursor   []byte // greatest order value applied; nil before any
+	cursor   mark // greatest order value applied; empty before any
 	kind     OrderKind
 	atCursor keyset.Set // keys applied at exactly cursor -> Digest of their bytes (0: unknown)
-	floor    []byte     // the cursor the current request was made with
-	// Whether cursor and floor are plain integers: every record is
-	// compared with them, and two plain integers compare without parsing.
-	cursorPlain, floorPlain bool
+	// The record that last moved the cursor, not yet in atCursor: its
+	// digest is taken only when it is needed (another record arrives at
+	// the cursor, the cursor is read, or its batch's bytes are about to be
+	// reused), so that a load whose order values all differ takes none.
+	newest    Record
+	hasNewest bool
+
+	floor mark // the cursor the current request was made with
 
 	resyncing     bool
 	resyncRecords int // records the current resync has delivered
@@ -251,8 +255,7 @@ func New(cfg Config) (*Follower, error) {
 	}
 	f.client = ep.guard(f.client)
 	if cfg.Since != "" {
-		f.cursor = []byte(cfg.Since)
-		f.cursorPlain = isPlain(f.cursor)
+		f.cursor.set([]byte(cfg.Since))
 		for _, k := range cfg.SinceKeys {
 			f.atCursor.Put([]byte(k.Key), KeyHash([]byte(k.Key)), k.Digest)
 		}
@@ -302,9 +305,10 @@ func (f *Follower) Cursor() (Order, []CursorKey) {
 	if f.resyncing {
 		return f.previous, nil
 	}
+	f.settle()
 	keys := make([]CursorKey, 0, f.atCursor.Len())
 	f.atCursor.Each(func(k []byte, d uint64) { keys = append(keys, CursorKey{Key: string(k), Digest: d}) })
-	return Order(f.cursor), keys
+	return Order(f.cursor.text), keys
 }
 
 // Resyncing reports whether a full resync is under way.
@@ -327,14 +331,15 @@ func (f *Follower) touch() { f.contact.Store(time.Now().UnixNano()) }
 
 func (f *Follower) startResync() {
 	if !f.resyncing {
-		f.previous = Order(f.cursor)
+		f.previous = Order(f.cursor.text)
 	}
 	f.resyncing = true
 	f.resyncRecords = 0
 	f.caughtUp = false
-	f.cursor, f.cursorPlain = nil, false
+	f.cursor = mark{}
 	f.kind = KindNone
 	f.atCursor.Reset()
+	f.newest, f.hasNewest = Record{}, false
 }
 
 // Run follows the endpoint, calling h for each event, until the context is
@@ -505,7 +510,7 @@ func (f *Follower) sleep(ctx context.Context, h func(Event) error, d time.Durati
 func (f *Follower) accept(r *Record) (bool, error) {
 	k := kindOf(r.Order)
 	if f.kind == KindNone {
-		if ck := kindOf(f.cursor); ck != KindNone && ck != k {
+		if ck := kindOf(f.cursor.text); ck != KindNone && ck != k {
 			return false, f.kindError(r, ck)
 		}
 		f.kind = k
@@ -514,11 +519,11 @@ func (f *Follower) accept(r *Record) (bool, error) {
 	}
 	// An endpoint sends nothing below the cursor it was asked for; what it
 	// does send there was covered by an earlier pass or run.
-	plain := r.plainOrder()
-	if kindOf(f.floor) == k && compareKnown(r.Order, plain, f.floor, f.floorPlain) < 0 {
+	if kindOf(f.floor.text) == k && f.floor.vs(r) < 0 {
 		return false, nil
 	}
-	if compareKnown(r.Order, plain, f.cursor, f.cursorPlain) == 0 {
+	if f.cursor.vs(r) == 0 {
+		f.settle()
 		if old, ok := f.atCursor.Get(r.Key, r.KeyHash()); ok && old == r.Digest() {
 			return false, nil
 		}
@@ -528,15 +533,25 @@ func (f *Follower) accept(r *Record) (bool, error) {
 
 // advance moves the cursor past a record the handler has applied.
 func (f *Follower) advance(r *Record) {
-	c := compareKnown(r.Order, r.plainOrder(), f.cursor, f.cursorPlain)
+	c := f.cursor.vs(r)
 	if c < 0 {
 		return
 	}
 	if c > 0 {
-		f.cursor, f.cursorPlain = append(f.cursor[:0], r.Order...), r.plainOrder()
+		f.cursor.setTo(r)
 		f.atCursor.Reset()
+		f.newest, f.hasNewest = *r, true
+		return
 	}
-	f.atCursor.Put(r.Key, r.KeyHash(), r.Digest())
+	f.atCursor.Put(r.Key, r.KeyHash(), r.Digest()) // accept settled the newest
+}
+
+// settle puts the newest record in atCursor.
+func (f *Follower) settle() {
+	if f.hasNewest {
+		f.atCursor.Put(f.newest.Key, f.newest.KeyHash(), f.newest.Digest())
+		f.newest, f.hasNewest = Record{}, false
+	}
 }
 
 func (f *Follower) kindError(r *Record, want OrderKind) error {
@@ -563,9 +578,8 @@ type pass struct {
 	finite     bool // the response has a Content-Length: caught up only at its end
 
 	batch      []Record
-	lastOrder  []byte // of the previous record, to notice disorder
-	lastPlain  bool   // lastOrder is a plain integer
-	disorderly bool   // warned already
+	last       mark // the previous record's order value, to notice disorder
+	disorderly bool // warned already
 
 	seen      int // changes at the last wait
 	idleSince time.Time
@@ -588,8 +602,8 @@ func (p *pass) run(ctx context.Context) error {
 		stall = time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
 		defer stall.Stop()
 	}
-	cursor := Order(f.cursor)
-	f.floor, f.floorPlain = append(f.floor[:0], f.cursor...), f.cursorPlain
+	cursor := Order(f.cursor.text)
+	f.floor.set(f.cursor.text)
 	req, err := f.ep.request(ctx, cursor)
 	if err != nil {
 		return permanentError{err}
@@ -652,6 +666,7 @@ func (p *pass) run(ctx context.Context) error {
 			}
 		}
 		err = b.err
+		f.settle()
 		in.recycle(b)
 		var bad *BadRecordError
 		switch {
@@ -712,13 +727,13 @@ func (p *pass) checkOrder(rec *Record) error {
 	if p.disorderly {
 		return nil
 	}
-	if len(p.lastOrder) > 0 && kindOf(p.lastOrder) == kindOf(rec.Order) && compareKnown(rec.Order, rec.plainOrder(), p.lastOrder, p.lastPlain) < 0 {
+	if len(p.last.text) > 0 && kindOf(p.last.text) == kindOf(rec.Order) && p.last.vs(rec) < 0 {
 		p.disorderly = true
 		return p.emit(Event{Kind: EventWarning, Err: fmt.Errorf(
 			"%s sends records out of order (%s %s after %s at byte %d); resuming from the cursor may miss changes sent late: fix the endpoint to sort by %s",
-			p.display, p.f.cfg.Fields.OrderBy, rec.Order, p.lastOrder, rec.Offset, p.f.cfg.Fields.OrderBy)})
+			p.display, p.f.cfg.Fields.OrderBy, rec.Order, p.last.text, rec.Offset, p.f.cfg.Fields.OrderBy)})
 	}
-	p.lastOrder, p.lastPlain = append(p.lastOrder[:0], rec.Order...), rec.plainOrder()
+	p.last.setTo(rec)
 	return nil
 }
 

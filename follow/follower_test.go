@@ -233,6 +233,75 @@ func TestFollower_DedupeAtCursorAcrossDroppedConnection(t *testing.T) {
 	}
 }
 
+// The record that last moved the cursor is in the cursor's keys, with
+// its digest, for a duplicate that follows it in the same response and
+// for a checkpoint taken while the next record is applied.
+func TestFollower_NewestRecordAtCursor(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(body(rec(1, 10) + rec(2, 11) + rec(3, 12) + rec(3, 12))))
+	defer srv.Close()
+	f, err := New(Config{URL: srv.URL + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	var order Order
+	var keys []CursorKey
+	err = f.Run(context.Background(), func(ev Event) error {
+		if ev.Kind == EventRecord {
+			seen = append(seen, string(ev.Record.Key))
+			if string(ev.Record.Key) == "3" {
+				order, keys = f.Cursor()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, ",") != "1,2,3" {
+		t.Fatalf("records %v, want 1,2,3: the repeated 3 is a duplicate", seen)
+	}
+	want := []CursorKey{{Key: "2", Digest: Digest([]byte(strings.TrimSpace(rec(2, 11))))}}
+	if order != "11" || fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Fatalf("cursor while applying 3: %s %v, want 11 %v", order, keys, want)
+	}
+}
+
+// A follower takes the digest of the record that last moved the cursor
+// only when it needs it, but before that record's batch is reused: else a
+// checkpoint would keep the digest of other bytes, and a restart would
+// take the record's re-delivery for a change.
+func TestFollower_CursorDigestOutlivesItsBatch(t *testing.T) {
+	const n = 600 // each key its own order value, over two batches
+	line := func(id, order int, pad string) string {
+		return fmt.Sprintf(`{"id":%d,"updated_at":%d,"p":"%s"}`, id, order, strings.Repeat(pad, 1000))
+	}
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(line(i, i, "x") + "\n")
+	}
+	// Then stale records, enough to reuse every batch's buffer.
+	for i := 1; i <= 3000; i++ {
+		b.WriteString(line(i, 1, "y") + "\n")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(body(b.String())))
+	defer srv.Close()
+	f, err := New(Config{URL: srv.URL + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Run(ctx, func(Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	order, keys := f.Cursor()
+	want := []CursorKey{{Key: strconv.Itoa(n), Digest: Digest([]byte(line(n, n, "x")))}}
+	if order != Order(strconv.Itoa(n)) || fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Fatalf("cursor %s %v, want %d %v", order, keys, n, want)
+	}
+}
+
 func indexOf(r *run, k EventKind) int {
 	for i, e := range r.events {
 		if e.Kind == k {

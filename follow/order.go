@@ -2,9 +2,12 @@ package follow
 
 import (
 	"bytes"
+	"cmp"
 	"net/url"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/lockstep/lockstep/internal/plainint"
 )
 
 // An Order is an order value as the JSON text the endpoint sent: a number
@@ -121,18 +124,33 @@ func compareOrder[T ~string | ~[]byte](a, b T) int {
 	return compareDecimal(parseDecimal([]byte(a)), parseDecimal([]byte(b)))
 }
 
-// isPlain reports an order value that is a non-negative integer written
-// plainly, as most are.
-func isPlain(b []byte) bool { return len(b) > 0 && plainUint(b) }
+// A mark is an order value a follower keeps (its cursor, the floor of a
+// pass, the last value seen) with its number, if it is a plain integer
+// (Record.OrderNumber): every record is compared with marks, and most
+// compare as two numbers.
+type mark struct {
+	text  []byte
+	num   uint64
+	isNum bool
+}
 
-// compareKnown is compareOrder for values already known to be plain
-// integers or not (isPlain): two plain ones compare by length, then
-// bytewise, with nothing to parse.
-func compareKnown(a []byte, aPlain bool, b []byte, bPlain bool) int {
-	if aPlain && bPlain {
-		return comparePlain(a, b)
+func (m *mark) set(text []byte) {
+	m.text = append(m.text[:0], text...)
+	m.num, m.isNum = plainint.Parse(text)
+}
+
+// setTo sets m to r's order value.
+func (m *mark) setTo(r *Record) {
+	m.text = append(m.text[:0], r.Order...)
+	m.num, m.isNum = r.OrderNumber()
+}
+
+// vs compares r's order value with m's.
+func (m *mark) vs(r *Record) int {
+	if n, ok := r.OrderNumber(); ok && m.isNum {
+		return cmp.Compare(n, m.num)
 	}
-	return compareOrder(a, b)
+	return compareOrder(r.Order, m.text)
 }
 
 // comparePlain compares two plain integers: JSON forbids leading zeros,

@@ -27,25 +27,30 @@ type recPos struct {
 	kOff, kLen   uint32 // within the record
 	oOff, oLen   uint32
 	deleted      bool
-	plain        int8 // Record.plain, worked out here, off the applying goroutine
 	streamOffset int64
-	// The key's hash is taken here too; the digest is not: this goroutine
-	// sets the pace of a load whose keys grow, and the applying one takes
-	// the digest when the cursor's keys (and a table of keys) keep it.
-	keyHash uint64
+	// The key's hash and numbers are worked out here, off the applying
+	// goroutine; the digest is not: this goroutine sets the pace of a load
+	// whose keys grow, and the applying one takes the digest when the
+	// cursor's keys (and a table of keys) keep it.
+	keyHash          uint64
+	keyNum, orderNum uint64
+	keyIs, orderIs   int8
 }
 
 func (b *batch) record(i int, r *Record) {
 	p := &b.recs[i]
 	rec := b.buf[p.start:p.end:p.end]
 	*r = Record{
-		Bytes:   rec,
-		Key:     rec[p.kOff : p.kOff+p.kLen],
-		Order:   rec[p.oOff : p.oOff+p.oLen],
-		Deleted: p.deleted,
-		Offset:  p.streamOffset,
-		keyHash: p.keyHash,
-		plain:   p.plain,
+		Bytes:    rec,
+		Key:      rec[p.kOff : p.kOff+p.kLen],
+		Order:    rec[p.oOff : p.oOff+p.oLen],
+		Deleted:  p.deleted,
+		Offset:   p.streamOffset,
+		keyHash:  p.keyHash,
+		keyNum:   p.keyNum,
+		orderNum: p.orderNum,
+		keyIs:    p.keyIs,
+		orderIs:  p.orderIs,
 	}
 }
 
@@ -145,7 +150,8 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 				kOff: uint32(offsetIn(rec.Bytes, rec.Key)), kLen: uint32(len(rec.Key)),
 				oOff: uint32(offsetIn(rec.Bytes, rec.Order)), oLen: uint32(len(rec.Order)),
 				deleted: rec.Deleted, streamOffset: rec.Offset,
-				keyHash: rec.KeyHash(), plain: plainFlag(rec),
+				keyHash: rec.KeyHash(),
+				keyNum:  rec.keyNum, orderNum: rec.orderNum, keyIs: rec.keyIs, orderIs: rec.orderIs,
 			})
 			if len(cur.buf) >= batchBytes {
 				if !send() || !get() {
@@ -260,7 +266,7 @@ func (p *pass) next(ctx context.Context, d *decoding) (*batch, error) {
 // up (PROTOCOL 6.3): Idle, or ResyncQuiet when a sweep depends on it or
 // nothing at all has arrived for cursor 0.
 func (p *pass) quiet() time.Duration {
-	if p.resync || len(p.f.floor) == 0 && p.records == 0 {
+	if p.resync || len(p.f.floor.text) == 0 && p.records == 0 {
 		return p.f.cfg.ResyncQuiet
 	}
 	return p.f.cfg.Idle

@@ -77,12 +77,49 @@ func scanLiteral(b []byte, i int, lit string) (int, error) {
 	return i + len(lit), nil
 }
 
-// field is a top-level member the caller wants located.
+// fieldSpans locates the top-level members a caller wants.
 type fieldSpans struct {
-	names      [3]string // key, order, deleted
-	lens       uint64    // bit n set if a name has n bytes (n < 64)
-	start, end [3]int    // value spans; start -1 when absent
+	names [3]string // key, order, deleted
+	lens  uint64    // bit n set if a name has n bytes (n < 64)
+	// A name's first eight bytes as a little-endian word, and the mask
+	// of the bytes it has there: most names are told apart with one load.
+	head, mask [3]uint64
+	// The first members of the last object scanned: the objects of a
+	// stream mostly share one layout, and a name that is, byte for byte,
+	// the one before it in its place needs no scan and no matching.
+	layout     [8]member
+	start, end [3]int // value spans; start -1 when absent
 }
+
+// member is a name as it was seen: its quotes and the colon after it
+// ('"id":', up to 16 bytes) as two little-endian words, zero past size,
+// and which of the wanted names it is.
+type member struct {
+	lo, hi         uint64
+	loMask, hiMask uint64
+	size           int // 0: nothing seen here yet
+	fields         uint8
+}
+
+func newFieldSpans(names [3]string) fieldSpans {
+	w := fieldSpans{names: names}
+	w.reset()
+	for f, n := range names {
+		if len(n) < 64 {
+			w.lens |= 1 << len(n)
+		}
+		var h [8]byte
+		k := copy(h[:], n)
+		w.head[f], w.mask[f] = binary.LittleEndian.Uint64(h[:]), 1<<(8*k)-1
+		if k == 8 {
+			w.mask[f] = ^uint64(0)
+		}
+	}
+	return w
+}
+
+// reset forgets the spans of the last object, keeping its layout.
+func (w *fieldSpans) reset() { w.start = [3]int{-1, -1, -1} }
 
 func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 	if depth > maxDepth {
@@ -96,46 +133,64 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 	if b[i] == '}' {
 		return i + 1, nil
 	}
-	for {
+	for k := 0; ; k++ {
 		if i >= len(b) {
 			return i, errShort
 		}
-		if b[i] != '"' {
-			return i, synErr(i, "invalid character %s looking for an object key", quoteChar(b[i]))
-		}
-		ks := i
-		var err error
-		esc := false
-		// Names are plain: only one with an escape takes the full scan.
-		j := plainRun(b, i+1)
-		if j < len(b) && b[j] == '"' {
-			i = j + 1
-		} else if i, esc, err = scanStringEsc(b, i); err != nil {
-			return i, err
-		}
-		name := b[ks:i]
-		if i < len(b) && b[i] == ':' {
-			i++
+		var fields uint8
+		if m := want.seen(b, i, k); m != nil {
+			i += m.size
+			fields = m.fields
 		} else {
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return i, errShort
+			if b[i] != '"' {
+				return i, synErr(i, "invalid character %s looking for an object key", quoteChar(b[i]))
 			}
-			if b[i] != ':' {
-				return i, synErr(i, "invalid character %s after object key", quoteChar(b[i]))
+			ks := i
+			var err error
+			esc := false
+			// Names are plain: only one with an escape takes the full scan.
+			j := plainRun(b, i+1)
+			if j < len(b) && b[j] == '"' {
+				i = j + 1
+			} else if i, esc, err = scanStringEsc(b, i); err != nil {
+				return i, err
 			}
-			i++
+			n := i - ks
+			if i < len(b) && b[i] == ':' {
+				i++
+			} else {
+				i = skipSpace(b, i)
+				if i >= len(b) {
+					return i, errShort
+				}
+				if b[i] != ':' {
+					return i, synErr(i, "invalid character %s after object key", quoteChar(b[i]))
+				}
+				i++
+			}
+			if want != nil {
+				fields = want.which(b, ks, n, esc)
+				if i-ks == n+1 && n < 16 && k < len(want.layout) && ks+16 <= len(b) {
+					want.layout[k] = newMember(b[ks:], n+1, fields)
+				}
+			}
 		}
 		if i < len(b) && isSpace(b[i]) {
 			i = skipSpace(b, i)
 		}
 		vs := i
+		var err error
 		i, err = scanValueFast(b, i, depth)
 		if err != nil {
 			return i, err
 		}
-		if want != nil {
-			want.match(name, esc, vs, i)
+		if fields != 0 {
+			for f := range want.start {
+				if fields&(1<<f) != 0 {
+					// A repeated name: the last one wins, as in encoding/json and jq.
+					want.start[f], want.end[f] = vs, i
+				}
+			}
 		}
 		if i < len(b) && isSpace(b[i]) {
 			i = skipSpace(b, i)
@@ -155,6 +210,33 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 			return i, synErr(i, "invalid character %s after object value", quoteChar(b[i]))
 		}
 	}
+}
+
+// seen returns the k-th member of the last object's layout if its name
+// and colon are the bytes at b[i:], or nil.
+func (w *fieldSpans) seen(b []byte, i, k int) *member {
+	if w == nil || k >= len(w.layout) || i+16 > len(b) {
+		return nil
+	}
+	m := &w.layout[k]
+	if lo, hi := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:]); m.size == 0 || lo&m.loMask != m.lo || hi&m.hiMask != m.hi {
+		return nil
+	}
+	return m
+}
+
+// newMember is the member whose name and colon are the size bytes at the
+// start of b, which holds at least 16.
+func newMember(b []byte, size int, fields uint8) member {
+	m := member{size: size, fields: fields, loMask: ^uint64(0)}
+	if size < 8 {
+		m.loMask = 1<<(8*size) - 1
+	} else if size > 8 {
+		m.hiMask = 1<<(8*(size-8)) - 1
+	}
+	m.lo = binary.LittleEndian.Uint64(b) & m.loMask
+	m.hi = binary.LittleEndian.Uint64(b[8:]) & m.hiMask
+	return m
 }
 
 // scanValueFast is scanValue with the common cases, a plain string or a
@@ -180,21 +262,33 @@ func scanValueFast(b []byte, i, depth int) (int, error) {
 	return scanValue(b, i, depth)
 }
 
-func (w *fieldSpans) match(lit []byte, escaped bool, vs, ve int) {
+// which reports which wanted names (bit f for names[f]) the member whose
+// quoted name is the n bytes of b from ks has.
+func (w *fieldSpans) which(b []byte, ks, n int, escaped bool) (fields uint8) {
 	// Most members are none of the three, and most differ in length.
-	if n := len(lit) - 2; !escaped && n < 64 && w.lens>>n&1 == 0 {
-		return
+	if l := n - 2; !escaped && l < 64 && w.lens>>l&1 == 0 {
+		return 0
 	}
-	name := lit[1 : len(lit)-1]
+	name := b[ks+1 : ks+n-1]
+	if !escaped && ks+9 <= len(b) {
+		word := binary.LittleEndian.Uint64(b[ks+1:])
+		for f := range w.names {
+			if len(name) == len(w.names[f]) && word&w.mask[f] == w.head[f] &&
+				(len(name) <= 8 || string(name[8:]) == w.names[f][8:]) {
+				fields |= 1 << f
+			}
+		}
+		return fields
+	}
 	if escaped {
-		name = unquote(lit)
+		name = unquote(b[ks : ks+n])
 	}
 	for f := range w.names {
 		if string(name) == w.names[f] {
-			// A repeated name: the last one wins, as in encoding/json and jq.
-			w.start[f], w.end[f] = vs, ve
+			fields |= 1 << f
 		}
 	}
+	return fields
 }
 
 func scanArray(b []byte, i, depth int) (int, error) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lockstep/lockstep/follow"
 	"github.com/lockstep/lockstep/internal/keyset"
+	"github.com/lockstep/lockstep/internal/plainint"
 )
 
 // Op is what applying a record did.
@@ -130,9 +131,9 @@ type blob struct {
 }
 
 // hasKey reports whether the blob is the one of it.Key.
-func (v *blob) hasKey(it *item) bool {
+func (v *blob) hasKey(it *follow.Record) bool {
 	if v.flags&flagKeyNum != 0 {
-		n, ok := it.keyNumber()
+		n, ok := it.KeyNumber()
 		return ok && n == v.keyNum
 	}
 	return bytes.Equal(v.key, it.Key)
@@ -157,74 +158,14 @@ func (v *blob) orderText(buf *[20]byte) []byte {
 }
 
 // orderVs compares it.Order with the blob's order value.
-func (v *blob) orderVs(it *item) int {
+func (v *blob) orderVs(it *follow.Record) int {
 	if v.flags&flagOrderNum != 0 {
-		if n, ok := it.orderNumber(); ok {
+		if n, ok := it.OrderNumber(); ok {
 			return cmp.Compare(n, v.orderNum)
 		}
 	}
 	var buf [20]byte
 	return follow.CompareOrder(it.Order, v.orderText(&buf))
-}
-
-// item is a record to apply, with its key and order value as numbers when
-// they are plain integers (plainNum), worked out when first needed.
-type item struct {
-	*follow.Record
-	keyNum, orderNum uint64
-	keyIs, orderIs   int8 // 1: a number, -1: not, 0: not yet known
-}
-
-func (it *item) keyNumber() (uint64, bool) {
-	if it.keyIs == 0 {
-		it.keyNum, it.keyIs = number(it.Key)
-	}
-	return it.keyNum, it.keyIs > 0
-}
-
-func (it *item) orderNumber() (uint64, bool) {
-	if it.orderIs == 0 {
-		it.orderNum, it.orderIs = number(it.Order)
-	}
-	return it.orderNum, it.orderIs > 0
-}
-
-func number(s []byte) (uint64, int8) {
-	if n, ok := plainNum(s); ok {
-		return n, 1
-	}
-	return 0, -1
-}
-
-// plainNum is the value of a plain integer below 10^19, written as JSON
-// writes it (no leading zero).
-func plainNum(s []byte) (uint64, bool) {
-	if len(s) == 0 || len(s) > 19 || (s[0] == '0' && len(s) > 1) {
-		return 0, false
-	}
-	var n uint64
-	i := 0
-	// Eight digits at a time (as simdjson parses them): check they are
-	// digits, as follow's plainUint does, then combine them in pairs,
-	// fours and eights.
-	for ; i+8 <= len(s); i += 8 {
-		w := binary.LittleEndian.Uint64(s[i:])
-		if (w|(w+0x4646464646464646)|(w-0x3030303030303030))&0x8080808080808080 != 0 {
-			return 0, false
-		}
-		w -= 0x3030303030303030
-		w = w*10 + w>>8
-		w = ((w&0x000000FF000000FF)*(100+1000000<<32) + (w>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
-		n = n*100_000_000 + w
-	}
-	for ; i < len(s); i++ {
-		c := s[i] - '0'
-		if c > 9 {
-			return 0, false
-		}
-		n = n*10 + uint64(c)
-	}
-	return n, true
 }
 
 func (v *blob) dead() bool    { return v.flags&flagDead != 0 }
@@ -369,18 +310,18 @@ func (t *Table) at(ref uint64) (v blob) {
 }
 
 // encodedLen is the length of r's blob.
-func (t *Table) encodedLen(r *item) int {
+func (t *Table) encodedLen(r *follow.Record) int {
 	if t.keepBytes && !r.Deleted {
 		return 1 + uvLen(len(r.Bytes)) + uvLen(offsetIn(r.Bytes, r.Key)) + uvLen(len(r.Key)) +
 			uvLen(offsetIn(r.Bytes, r.Order)) + uvLen(len(r.Order)) + len(r.Bytes)
 	}
 	n := 9
-	if k, ok := r.keyNumber(); ok {
+	if k, ok := r.KeyNumber(); ok {
 		n += uvLen(k)
 	} else {
 		n += uvLen(len(r.Key)) + len(r.Key)
 	}
-	if o, ok := r.orderNumber(); ok {
+	if o, ok := r.OrderNumber(); ok {
 		n += uvLen(o)
 	} else {
 		n += uvLen(len(r.Order)) + len(r.Order)
@@ -389,7 +330,7 @@ func (t *Table) encodedLen(r *item) int {
 }
 
 // encode writes r's blob into b, of length encodedLen(r).
-func (t *Table) encode(b []byte, r *item) {
+func (t *Table) encode(b []byte, r *follow.Record) {
 	b[0] = t.gen << genShift
 	if r.Deleted {
 		b[0] |= flagDead
@@ -404,14 +345,14 @@ func (t *Table) encode(b []byte, r *item) {
 	}
 	binary.LittleEndian.PutUint64(b[p:], r.Digest())
 	p += 8
-	if k, ok := r.keyNumber(); ok {
+	if k, ok := r.KeyNumber(); ok {
 		b[0] |= flagKeyNum
 		p += binary.PutUvarint(b[p:], k)
 	} else {
 		p += binary.PutUvarint(b[p:], uint64(len(r.Key)))
 		p += copy(b[p:], r.Key)
 	}
-	if o, ok := r.orderNumber(); ok {
+	if o, ok := r.OrderNumber(); ok {
 		b[0] |= flagOrderNum
 		binary.PutUvarint(b[p:], o)
 	} else {
@@ -422,12 +363,12 @@ func (t *Table) encode(b []byte, r *item) {
 
 // write appends r's blob and returns its ref; top says that r's key sorts
 // after every key in the table (above).
-func (t *Table) write(r *item, top bool) uint64 {
+func (t *Table) write(r *follow.Record, top bool) uint64 {
 	inOrder := !t.noOrder && t.sortedEnd == t.arena.end() &&
 		(r.Deleted || top || len(t.lastKey) == 0 || compareKeys(r.Key, t.lastKey) > 0)
 	if top {
 		t.top = append(t.top[:0], r.Key...)
-		t.topNum, t.topIsNum = r.keyNumber()
+		t.topNum, t.topIsNum = r.KeyNumber()
 	}
 	n := t.encodedLen(r)
 	ref, b := t.arena.alloc(n)
@@ -448,7 +389,7 @@ func (t *Table) write(r *item, top bool) uint64 {
 // rewrite replaces the blob at ref, indexed in slot, with r's: in place if
 // it takes the same room, so that a table updated in place keeps its order
 // and makes no garbage.
-func (t *Table) rewrite(slot int, ref uint64, old *blob, r *item) {
+func (t *Table) rewrite(slot int, ref uint64, old *blob, r *follow.Record) {
 	if n := t.encodedLen(r); align(n) == old.size {
 		t.encode(t.arena.at(ref)[:n], r)
 		if old.dead() && !r.Deleted {
@@ -514,7 +455,7 @@ func offsetIn(whole, sub []byte) int {
 	return int(uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(whole))))
 }
 
-func (t *Table) same(v *blob, r *item) bool {
+func (t *Table) same(v *blob, r *follow.Record) bool {
 	if v.rec != nil {
 		return !r.Deleted && bytes.Equal(v.rec, r.Bytes)
 	}
@@ -523,7 +464,7 @@ func (t *Table) same(v *blob, r *item) bool {
 
 // lookup finds the blob of it's key. When there is none, slot is where to
 // index it.
-func (t *Table) lookup(it *item, keyHash uint64) (slot int, ref uint64, ok bool) {
+func (t *Table) lookup(it *follow.Record, keyHash uint64) (slot int, ref uint64, ok bool) {
 	var v blob
 	return t.index.Find(uint32(keyHash), func(ref uint64) bool {
 		t.decode(t.arena.at(ref), &v)
@@ -559,10 +500,9 @@ func (t *Table) Prefetch(batch []follow.Record) {
 // first record seen for a key replaces it whatever its order, because the
 // endpoint's current table is the truth a resync restores. r's slices are
 // copied.
-func (t *Table) Apply(rec *follow.Record) Op {
+func (t *Table) Apply(r *follow.Record) Op {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := &item{Record: rec}
 	above := t.above(r)
 	if above && (t.lagging || t.index.Len() == 0) {
 		t.appendUnindexed(r)
@@ -668,14 +608,14 @@ func (t *Table) forgetTombstones(drop func(int) bool, order follow.Order) int {
 }
 
 // above reports whether key sorts after every key in the table.
-func (t *Table) above(r *item) bool {
+func (t *Table) above(r *follow.Record) bool {
 	if len(t.top) == 0 {
 		return true
 	}
 	if t.topIsNum {
 		// Two plain integers compare as numbers. An index stores its
 		// keys as these numbers, so there the parse is not repeated.
-		if n, ok := r.keyNumber(); ok {
+		if n, ok := r.KeyNumber(); ok {
 			return n > t.topNum
 		}
 	}
@@ -687,12 +627,12 @@ func (t *Table) above(r *item) bool {
 func (t *Table) appendNew(r *follow.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.appendUnindexed(&item{Record: r})
+	t.appendUnindexed(r)
 }
 
 // appendUnindexed adds a record whose key sorts after every key in the
 // table, leaving it out of the index until catchUp.
-func (t *Table) appendUnindexed(r *item) {
+func (t *Table) appendUnindexed(r *follow.Record) {
 	if !t.lagging {
 		t.lagging, t.unindexed = true, t.arena.end()
 	}
@@ -736,7 +676,7 @@ const sparseEvery = 64
 // find looks key up under the read lock: in the index, then among the
 // blobs not indexed yet, which it cannot index without the write lock.
 func (t *Table) find(key []byte) (ref uint64, ok bool) {
-	if _, ref, ok = t.lookup(&item{Record: &follow.Record{Key: key}}, follow.KeyHash(key)); ok || !t.lagging {
+	if _, ref, ok = t.lookup(&follow.Record{Key: key}, follow.KeyHash(key)); ok || !t.lagging {
 		return ref, ok
 	}
 	var v blob
@@ -967,7 +907,7 @@ func (v *blob) plainKey() (uint64, bool) {
 	if v.flags&flagKeyNum != 0 {
 		return v.keyNum, true
 	}
-	return plainNum(v.key)
+	return plainint.Parse(v.key)
 }
 
 // readAhead reads the first lines of the next blobs in a sort, which lie

@@ -549,29 +549,6 @@ func TestTable_AgainstModel(t *testing.T) {
 	}
 }
 
-// plainNum against strconv, on digits, near-digits and lengths around its
-// eight-at-a-time steps.
-func TestPlainNum(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	alphabet := "0123456789/:a -.e"
-	for range 200_000 {
-		b := make([]byte, rng.IntN(22))
-		for i := range b {
-			if rng.IntN(12) == 0 {
-				b[i] = alphabet[rng.IntN(len(alphabet))]
-			} else {
-				b[i] = byte('0' + rng.IntN(10))
-			}
-		}
-		got, ok := plainNum(b)
-		want, err := strconv.ParseUint(string(b), 10, 64)
-		wantOK := err == nil && len(b) <= 19 && (len(b) == 1 || b[0] != '0')
-		if ok != wantOK || (ok && got != want) {
-			t.Fatalf("plainNum(%q) = %d, %v; want %d, %v", b, got, ok, want, wantOK)
-		}
-	}
-}
-
 // Records larger than a slab get slabs of their own; the order the arena
 // keeps must hold across them, and keys that arrive out of order after
 // them must merge into place.
