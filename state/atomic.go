@@ -1,13 +1,13 @@
 package state
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 )
 
 // writeFileAtomic replaces path with what fn writes, so that a reader (or
@@ -43,11 +43,14 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error, 
 			os.Remove(f.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(&writeBehind{f: f}, 1<<20)
-	if err = fn(bw); err != nil {
-		return err
+	aw := newAheadWriter(&writeBehind{f: f})
+	err = fn(aw)
+	// Whether fn failed or not, the writing goroutine must be done
+	// before the file is closed.
+	if cerr := aw.Close(); err == nil {
+		err = cerr
 	}
-	if err = bw.Flush(); err != nil {
+	if err != nil {
 		return err
 	}
 	// The umask does not apply to a chmod: an existing file's mode is kept
@@ -98,6 +101,73 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 		w.last = w.off
 	}
 	return n, err
+}
+
+// aheadWriter buffers what is written to it and hands each full buffer to
+// a goroutine of its own to write, so that the kernel's copy of one buffer
+// into the page cache overlaps the filling of the next: a large snapshot
+// is written in the time it takes to produce it.
+type aheadWriter struct {
+	buf    []byte
+	todo   chan []byte // full buffers, to write
+	free   chan []byte // written ones
+	done   chan struct{}
+	err    error // the first write error, set by the goroutine before failed
+	failed atomic.Bool
+}
+
+const aheadBytes = 1 << 20
+
+func newAheadWriter(w io.Writer) *aheadWriter {
+	a := &aheadWriter{
+		buf:  make([]byte, 0, aheadBytes),
+		todo: make(chan []byte, 1),
+		free: make(chan []byte, 2), // room for both buffers, so that the goroutine never waits
+		done: make(chan struct{}),
+	}
+	a.free <- make([]byte, 0, aheadBytes)
+	go func() {
+		defer close(a.done)
+		for b := range a.todo {
+			if a.err == nil {
+				if _, err := w.Write(b); err != nil {
+					a.err = err
+					a.failed.Store(true)
+				}
+			}
+			a.free <- b[:0]
+		}
+	}()
+	return a
+}
+
+// Write fails once a write has failed, so that a full disk stops the
+// writing of a large file early.
+func (a *aheadWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if a.failed.Load() {
+			return n, a.err
+		}
+		k := copy(a.buf[len(a.buf):cap(a.buf)], p)
+		a.buf, p, n = a.buf[:len(a.buf)+k], p[k:], n+k
+		if len(a.buf) == cap(a.buf) {
+			a.todo <- a.buf
+			a.buf = <-a.free
+		}
+	}
+	return n, nil
+}
+
+// Close writes what is left, waits for every write, and returns the first
+// error.
+func (a *aheadWriter) Close() error {
+	if len(a.buf) > 0 {
+		a.todo <- a.buf
+	}
+	close(a.todo)
+	<-a.done
+	return a.err
 }
 
 // tempFile is what writeFileAtomic needs of a file.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -418,5 +419,52 @@ func TestWriteFileAtomic_WritesBehind(t *testing.T) {
 	b, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(b, bytes.Repeat(chunk, chunks)) {
 		t.Fatalf("file of %d bytes, err %v: not what was written", len(b), err)
+	}
+}
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct {
+	n, written int
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.written+len(p) > w.n {
+		return 0, syscall.ENOSPC
+	}
+	w.written += len(p)
+	return len(p), nil
+}
+
+// The writing goroutine writes everything, in order, and its first error
+// stops the writer early, and is what Close returns.
+func TestAheadWriter(t *testing.T) {
+	var out bytes.Buffer
+	a := newAheadWriter(&out)
+	var want bytes.Buffer
+	for i := range 100_000 {
+		line := fmt.Appendf(nil, "%d %s\n", i, strings.Repeat("x", i%50))
+		a.Write(line)
+		want.Write(line)
+	}
+	if err := a.Close(); err != nil || !bytes.Equal(out.Bytes(), want.Bytes()) {
+		t.Fatalf("wrote %d bytes (err %v), want %d", out.Len(), err, want.Len())
+	}
+
+	a = newAheadWriter(&failingWriter{n: aheadBytes})
+	chunk := make([]byte, 64<<10)
+	written := 0
+	var err error
+	for written < 64*aheadBytes {
+		var n int
+		if n, err = a.Write(chunk); err != nil {
+			break
+		}
+		written += n
+	}
+	if !errors.Is(err, syscall.ENOSPC) || written > 4*aheadBytes {
+		t.Fatalf("after %d bytes: %v; want ENOSPC within a few buffers", written, err)
+	}
+	if err := a.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Close: %v, want ENOSPC", err)
 	}
 }
