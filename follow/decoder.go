@@ -57,8 +57,8 @@ func (r *Record) KeyHash() uint64 {
 
 // KeyNumber is the key's value if it is a plain integer below 10^19, as
 // ids usually are (digits only: no sign, fraction, exponent or quotes),
-// worked out once: a Follower does it on its decoding goroutine, so that
-// the applying one compares and stores the number.
+// worked out once and kept in the record: a Follower compares, and a
+// table stores, the number. Change Key and the record keeps the old one.
 func (r *Record) KeyNumber() (uint64, bool) {
 	if r.keyIs == 0 {
 		r.keyNum, r.keyIs = number(r.Key)

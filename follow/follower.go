@@ -300,7 +300,8 @@ func EndpointID(rawURL string) string {
 // checkpoint. During a resync it is the cursor from before the resync, the
 // one that is safe to resume from. A record handed to the handler counts
 // once the handler has returned: the cursor never runs ahead of what was
-// applied.
+// applied. Call it from the handler, or once Run has returned: it may
+// take the digest of the newest record.
 func (f *Follower) Cursor() (Order, []CursorKey) {
 	if f.resyncing {
 		return f.previous, nil

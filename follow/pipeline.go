@@ -28,29 +28,23 @@ type recPos struct {
 	oOff, oLen   uint32
 	deleted      bool
 	streamOffset int64
-	// The key's hash and numbers are worked out here, off the applying
-	// goroutine; the digest is not: this goroutine sets the pace of a load
-	// whose keys grow, and the applying one takes the digest when the
-	// cursor's keys (and a table of keys) keep it.
-	keyHash          uint64
-	keyNum, orderNum uint64
-	keyIs, orderIs   int8
+	// The key's hash is taken here, off the applying goroutine. The
+	// digest and the numbers (Record.KeyNumber) are not: this goroutine
+	// sets the pace of a load whose keys grow, and moving either here made
+	// tail slower in alternated runs.
+	keyHash uint64
 }
 
 func (b *batch) record(i int, r *Record) {
 	p := &b.recs[i]
 	rec := b.buf[p.start:p.end:p.end]
 	*r = Record{
-		Bytes:    rec,
-		Key:      rec[p.kOff : p.kOff+p.kLen],
-		Order:    rec[p.oOff : p.oOff+p.oLen],
-		Deleted:  p.deleted,
-		Offset:   p.streamOffset,
-		keyHash:  p.keyHash,
-		keyNum:   p.keyNum,
-		orderNum: p.orderNum,
-		keyIs:    p.keyIs,
-		orderIs:  p.orderIs,
+		Bytes:   rec,
+		Key:     rec[p.kOff : p.kOff+p.kLen],
+		Order:   rec[p.oOff : p.oOff+p.oLen],
+		Deleted: p.deleted,
+		Offset:  p.streamOffset,
+		keyHash: p.keyHash,
 	}
 }
 
@@ -151,7 +145,6 @@ func (d *decoding) run(body io.Reader, stall *time.Timer, stallTimeout time.Dura
 				oOff: uint32(offsetIn(rec.Bytes, rec.Order)), oLen: uint32(len(rec.Order)),
 				deleted: rec.Deleted, streamOffset: rec.Offset,
 				keyHash: rec.KeyHash(),
-				keyNum:  rec.keyNum, orderNum: rec.orderNum, keyIs: rec.keyIs, orderIs: rec.orderIs,
 			})
 			if len(cur.buf) >= batchBytes {
 				if !send() || !get() {
