@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // writeFileAtomic replaces path with what fn writes, so that a reader (or
@@ -21,21 +23,21 @@ import (
 // made on purpose (ResolveFile resolves those first). prepare, if not nil,
 // runs once the new file is durable and before it replaces path; if it
 // fails, path is untouched.
-func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error, prepare func() error) (err error) {
+func writeFileAtomic(path string, perm fs.FileMode, fn func(w *aheadWriter) error, prepare func(fileSum) error) (sum fileSum, err error) {
 	dir := filepath.Dir(path)
 	chmod := false
 	fi, err := os.Lstat(path)
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
-		return notRegular(path, fi.Mode())
+		return sum, notRegular(path, fi.Mode())
 	case err == nil:
 		perm, chmod = fi.Mode().Perm()&perm, true
 	case !errors.Is(err, fs.ErrNotExist):
-		return err
+		return sum, err
 	}
 	f, err := createTemp(path, perm)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	defer func() {
 		if err != nil {
@@ -50,35 +52,36 @@ func writeFileAtomic(path string, perm fs.FileMode, fn func(w io.Writer) error, 
 	if cerr := aw.Close(); err == nil {
 		err = cerr
 	}
+	sum = aw.sum
 	if err != nil {
-		return err
+		return sum, err
 	}
 	// The umask does not apply to a chmod: an existing file's mode is kept
 	// exactly (less what perm does not grant).
 	if chmod {
 		if err = f.Chmod(perm); err != nil {
-			return err
+			return sum, err
 		}
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return sum, err
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return sum, err
 	}
 	if prepare != nil {
-		if err = prepare(); err != nil {
-			return err
+		if err = prepare(sum); err != nil {
+			return sum, err
 		}
 	}
 	if err = rename(f.Name(), path); err != nil {
-		return err
+		return sum, err
 	}
 	// The rename is durable only once the folder is.
 	if err = syncDir(dir); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
+		return sum, fmt.Errorf("fsync %s: %w", dir, err)
 	}
-	return nil
+	return sum, nil
 }
 
 // writeBehind asks the kernel to start writing to disk each
@@ -103,10 +106,17 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// A fileSum is the size and XXH64 digest of a file written.
+type fileSum struct {
+	size   int64
+	digest uint64
+}
+
 // aheadWriter buffers what is written to it and hands each full buffer to
-// a goroutine of its own to write, so that the kernel's copy of one buffer
-// into the page cache overlaps the filling of the next: a large snapshot
-// is written in the time it takes to produce it.
+// a goroutine of its own, which digests and writes it: the kernel's copy
+// of one buffer into the page cache, and its digest, overlap the filling
+// of the next, and a large snapshot is written in the time it takes to
+// produce it.
 type aheadWriter struct {
 	buf    []byte
 	todo   chan []byte // full buffers, to write
@@ -114,6 +124,7 @@ type aheadWriter struct {
 	done   chan struct{}
 	err    error // the first write error, set by the goroutine before failed
 	failed atomic.Bool
+	sum    fileSum // of what was written, once done
 }
 
 const aheadBytes = 1 << 20
@@ -128,8 +139,11 @@ func newAheadWriter(w io.Writer) *aheadWriter {
 	a.free <- make([]byte, 0, aheadBytes)
 	go func() {
 		defer close(a.done)
+		h := xxhash.New()
 		for b := range a.todo {
 			if a.err == nil {
+				h.Write(b)
+				a.sum.size += int64(len(b))
 				if _, err := w.Write(b); err != nil {
 					a.err = err
 					a.failed.Store(true)
@@ -137,6 +151,7 @@ func newAheadWriter(w io.Writer) *aheadWriter {
 			}
 			a.free <- b[:0]
 		}
+		a.sum.digest = h.Sum64()
 	}()
 	return a
 }
@@ -157,6 +172,19 @@ func (a *aheadWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// writeLine writes p and a newline.
+func (a *aheadWriter) writeLine(p []byte) error {
+	if len(p) < cap(a.buf)-len(a.buf) {
+		a.buf = append(append(a.buf, p...), '\n')
+		return nil
+	}
+	if _, err := a.Write(p); err != nil {
+		return err
+	}
+	_, err := a.Write([]byte{'\n'})
+	return err
 }
 
 // Close writes what is left, waits for every write, and returns the first

@@ -124,7 +124,8 @@ func CheckpointPath(snapshot string) string { return snapshot + ".checkpoint" }
 
 // WriteCheckpoint atomically replaces path with c.
 func WriteCheckpoint(path string, perm fs.FileMode, c *Checkpoint) error {
-	return writeFileAtomic(path, perm, func(w io.Writer) error { return EncodeCheckpoint(w, c) }, nil)
+	_, err := writeFileAtomic(path, perm, func(w *aheadWriter) error { return EncodeCheckpoint(w, c) }, nil)
+	return err
 }
 
 // EncodeCheckpoint writes c to w as WriteCheckpoint writes it to a file:

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/lockstep/lockstep/follow"
 )
 
@@ -142,7 +142,7 @@ func TestWriteFileAtomic_FailureLeavesOldFile(t *testing.T) {
 	path := filepath.Join(dir, "s.jsonl")
 	os.WriteFile(path, []byte("old\n"), 0o644)
 	boom := errors.New("disk full")
-	err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	_, err := writeFileAtomic(path, 0o644, func(w *aheadWriter) error {
 		w.Write([]byte(strings.Repeat("new\n", 1<<20)))
 		return boom
 	}, nil)
@@ -396,15 +396,20 @@ func TestWriteFileAtomic_WritesBehind(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big")
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	const chunks = 20 * 16                                  // 20 MiB
-	if err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	sum, err := writeFileAtomic(path, 0o644, func(w *aheadWriter) error {
 		for range chunks {
 			if _, err := w.Write(chunk); err != nil {
 				return err
 			}
 		}
 		return nil
-	}, nil); err != nil {
+	}, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	whole := bytes.Repeat(chunk, chunks)
+	if sum.size != int64(len(whole)) || sum.digest != xxhash.Sum64(whole) {
+		t.Fatalf("sum %+v, want %d bytes with digest %x", sum, len(whole), xxhash.Sum64(whole))
 	}
 	var next int64
 	for _, s := range got {
@@ -417,7 +422,7 @@ func TestWriteFileAtomic_WritesBehind(t *testing.T) {
 		t.Errorf("write-behind spans %v for 20 MiB, want 2", got)
 	}
 	b, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(b, bytes.Repeat(chunk, chunks)) {
+	if err != nil || !bytes.Equal(b, whole) {
 		t.Fatalf("file of %d bytes, err %v: not what was written", len(b), err)
 	}
 }
@@ -435,19 +440,30 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// The writing goroutine writes everything, in order, and its first error
-// stops the writer early, and is what Close returns.
+// The writing goroutine writes and digests everything, in order, lines
+// that fit the buffer's end or not; its first error stops the writer
+// early, and is what Close returns.
 func TestAheadWriter(t *testing.T) {
 	var out bytes.Buffer
 	a := newAheadWriter(&out)
 	var want bytes.Buffer
 	for i := range 100_000 {
-		line := fmt.Appendf(nil, "%d %s\n", i, strings.Repeat("x", i%50))
-		a.Write(line)
-		want.Write(line)
+		line := fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", i%50))
+		if i%10000 == 9999 {
+			line = append(line, strings.Repeat("long", aheadBytes/3)...) // over a buffer
+		}
+		if i%2 == 0 {
+			a.Write(append(line, '\n'))
+		} else {
+			a.writeLine(line)
+		}
+		want.Write(append(line, '\n'))
 	}
 	if err := a.Close(); err != nil || !bytes.Equal(out.Bytes(), want.Bytes()) {
 		t.Fatalf("wrote %d bytes (err %v), want %d", out.Len(), err, want.Len())
+	}
+	if a.sum != (fileSum{int64(want.Len()), xxhash.Sum64(want.Bytes())}) {
+		t.Fatalf("sum %+v, want %d bytes, digest %x", a.sum, want.Len(), xxhash.Sum64(want.Bytes()))
 	}
 
 	a = newAheadWriter(&failingWriter{n: aheadBytes})

@@ -27,49 +27,25 @@ func (t *Table) WriteSnapshot(path string, perm fs.FileMode) (SnapshotID, error)
 // not nil) is called with its ID, so that a checkpoint can say which
 // snapshot is about to be in place. If prepare fails, path is untouched.
 func (t *Table) ReplaceSnapshot(path string, perm fs.FileMode, prepare func(SnapshotID) error) (SnapshotID, error) {
-	var id SnapshotID
-	var before func() error
-	if prepare != nil {
-		before = func() error { return prepare(id) }
-	}
-	err := writeFileAtomic(path, perm, func(w io.Writer) error {
-		// The digest is taken of large blocks, not of each record and
-		// each newline: xxhash is several times faster so.
-		hw := newIDWriter(w)
-		bw := bufio.NewWriterSize(hw, 256<<10)
+	var records int
+	sum, err := writeFileAtomic(path, perm, func(w *aheadWriter) error {
 		for _, rec := range t.All() {
-			bw.Write(rec)
-			if err := bw.WriteByte('\n'); err != nil {
+			if err := w.writeLine(rec); err != nil {
 				return err
 			}
-			id.Records++
+			records++
 		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		id.Size, id.Digest = hw.n, hw.h.Sum64()
 		return nil
-	}, before)
+	}, func(sum fileSum) error {
+		if prepare == nil {
+			return nil
+		}
+		return prepare(SnapshotID{Size: sum.size, Records: records, Digest: sum.digest})
+	})
 	if err != nil {
 		return SnapshotID{}, err
 	}
-	return id, nil
-}
-
-// idWriter counts and digests what passes through it.
-type idWriter struct {
-	w io.Writer
-	h *xxhash.Digest
-	n int64
-}
-
-func newIDWriter(w io.Writer) *idWriter { return &idWriter{w: w, h: xxhash.New()} }
-
-func (w *idWriter) Write(p []byte) (int, error) {
-	w.h.Write(p)
-	n, err := w.w.Write(p)
-	w.n += int64(n)
-	return n, err
+	return SnapshotID{Size: sum.size, Records: records, Digest: sum.digest}, nil
 }
 
 // A SnapshotError is a snapshot file that is not what WriteSnapshot
