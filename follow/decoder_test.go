@@ -82,14 +82,23 @@ func TestDecoder_Layout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := strings.Join(tt.records, "\n")
-			var want []string
+			var want, parsed []string
+			p := NewParser(DecoderOptions{})
 			for _, r := range tt.records {
 				rec, err := ParseRecord([]byte(r), DecoderOptions{})
 				if err != nil {
 					want = append(want, "BAD")
-					continue
+				} else {
+					want = append(want, fieldsOf(&rec))
 				}
-				want = append(want, fieldsOf(&rec))
+				if rec, err := p.Parse([]byte(r)); err != nil {
+					parsed = append(parsed, "BAD")
+				} else {
+					parsed = append(parsed, fieldsOf(&rec))
+				}
+			}
+			if strings.Join(parsed, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("a Parser found\n%s\nParseRecord finds\n%s", strings.Join(parsed, "\n"), strings.Join(want, "\n"))
 			}
 			got := decodeAll(strings.NewReader(in), DecoderOptions{}, true)
 			var fields []string

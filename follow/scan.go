@@ -84,12 +84,14 @@ type fieldSpans struct {
 	// A name's first eight bytes as a little-endian word, and the mask
 	// of the bytes it has there: most names are told apart with one load.
 	head, mask [3]uint64
-	// The first members of the last object scanned: the objects of a
-	// stream mostly share one layout, and a name that is, byte for byte,
-	// the one before it in its place needs no scan and no matching.
-	layout     [8]member
-	start, end [3]int // value spans; start -1 when absent
+	layout     *layout // the last object's, if kept
+	start, end [3]int  // value spans; start -1 when absent
 }
+
+// A layout is the first members of the last object scanned: the objects of
+// a stream mostly share one, and a name that is, byte for byte, the one
+// before it in its place needs no scan and no matching.
+type layout [8]member
 
 // member is a name as it was seen: its quotes and the colon after it
 // ('"id":', up to 16 bytes) as two little-endian words, zero past size,
@@ -118,7 +120,7 @@ func newFieldSpans(names [3]string) fieldSpans {
 	return w
 }
 
-// reset forgets the spans of the last object, keeping its layout.
+// reset forgets the spans of the last object.
 func (w *fieldSpans) reset() { w.start = [3]int{-1, -1, -1} }
 
 func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
@@ -170,8 +172,8 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 			}
 			if want != nil {
 				fields = want.which(b, ks, n, esc)
-				if i-ks == n+1 && n < 16 && k < len(want.layout) && ks+16 <= len(b) {
-					want.layout[k] = newMember(b[ks:], n+1, fields)
+				if l := want.layout; l != nil && i-ks == n+1 && n < 16 && k < len(l) && ks+16 <= len(b) {
+					l[k] = newMember(b[ks:], n+1, fields)
 				}
 			}
 		}
@@ -215,7 +217,7 @@ func scanObject(b []byte, i, depth int, want *fieldSpans) (int, error) {
 // seen returns the k-th member of the last object's layout if its name
 // and colon are the bytes at b[i:], or nil.
 func (w *fieldSpans) seen(b []byte, i, k int) *member {
-	if w == nil || k >= len(w.layout) || i+16 > len(b) {
+	if w == nil || w.layout == nil || k >= len(w.layout) || i+16 > len(b) {
 		return nil
 	}
 	m := &w.layout[k]

@@ -65,13 +65,22 @@ bytes=$(wc -c <"$data")
 serve "$data" --finite
 url=$srv_url
 
-# measure NAME CMD: wall seconds and peak RSS of CMD, best of 3.
+# settle runs PREP (removing the last run's output, say), then flushes the
+# file system, so that writing back and discarding the last run's 113 MB
+# is not done during the next timed one.
+settle() {
+	bash -c "${1:-true}"
+	sync
+}
+
+# measure NAME CMD [PREP]: wall seconds and peak RSS of CMD, best of 3,
+# each run after settle PREP.
 results=()
 measure() {
-	local name=$1 best="" rss="" cpu=""
-	shift
+	local name=$1 cmd=$2 prep=${3:-true} best="" rss="" cpu=""
 	for _ in 1 2 3; do
-		out=$(/usr/bin/time -f '%e %M %U %S' bash -c "$*" 2>&1 >/dev/null | tail -1)
+		settle "$prep"
+		out=$(/usr/bin/time -f '%e %M %U %S' bash -c "$cmd" 2>&1 >/dev/null | tail -1)
 		read -r s m u k <<<"$out"
 		if [ -z "$best" ] || awk "BEGIN{exit !($s < $best)}"; then best=$s rss=$m cpu=$(awk "BEGIN{print $u + $k}"); fi
 	done
@@ -110,8 +119,9 @@ for _ in $(seq "$ROUNDS"); do
 		case $name in
 		floor) cmd="$dir/parsefloor $url/0" ;;
 		tail) cmd="$bin tail --once $url/ > /dev/null" ;;
-		sync) cmd="rm -f $dir/replica.jsonl*; $bin sync $url/ --out $dir/replica.jsonl 2>/dev/null" ;;
+		sync) cmd="$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null" ;;
 		esac
+		settle "rm -f $dir/replica.jsonl*"
 		echo "$name $(/usr/bin/time -f '%e %M %U %S' bash -c "$cmd" 2>&1 >/dev/null | tail -1)" >>"$rounds"
 	done
 done
@@ -154,7 +164,7 @@ results=()
 echo "keys in random order, best of 3:"
 measure "parse only (fastjson, the three fields)" "$dir/parsefloor $shufurl/0"
 measure "lockstep tail --once > /dev/null" "$bin tail --once $shufurl/ > /dev/null"
-measure "lockstep sync (from 0, to a snapshot)" "rm -f $dir/replica.jsonl*; $bin sync $shufurl/ --out $dir/replica.jsonl 2>/dev/null"
+measure "lockstep sync (from 0, to a snapshot)" "$bin sync $shufurl/ --out $dir/replica.jsonl 2>/dev/null" "rm -f $dir/replica.jsonl*"
 awk -v n="$N" -v bytes="$bytes" -v base_tail="$base_tail" -v base_sync="$base_sync" -v smallbytes="$smallbytes" -F'\t' '{ t[NR] = $2; m[NR] = $3 }
 	END { printf "tail: %.2fx the floor, %.0f bytes a key beyond a small run (%.0f all told); sync: %.2fx tail, peak memory %.2fx the snapshot beyond a small run (%.2fx all told)\n\n",
 		t[2] / t[1], (m[2] - base_tail) * 1024 / (n - 1000), m[2] * 1024 / n, t[3] / t[2], (m[3] - base_sync) * 1024 / (bytes - smallbytes), m[3] * 1024 / bytes }' < <(printf '%s\n' "${results[@]}")
@@ -199,8 +209,8 @@ for _ in $(seq 300); do [ -s "$pgdsn_file" ] && break; sleep 0.1; done
 pgdsn=$(head -1 "$pgdsn_file")
 results=()
 echo
-measure "sync to a file (from 0)" "rm -f $dir/replica.jsonl*; $bin sync $url/ --out $dir/replica.jsonl 2>/dev/null"
-measure "sync --out sqlite: (from 0)" "rm -f $dir/replica.db*; $bin sync $url/ --out sqlite:$dir/replica.db 2>/dev/null"
+measure "sync to a file (from 0)" "$bin sync $url/ --out $dir/replica.jsonl 2>/dev/null" "rm -f $dir/replica.jsonl*"
+measure "sync --out sqlite: (from 0)" "$bin sync $url/ --out sqlite:$dir/replica.db 2>/dev/null" "rm -f $dir/replica.db*"
 measure "sync --out postgres:// (from 0)" "$bin sync $url/ --out \"$pgdsn&table=load_\$RANDOM\$RANDOM\" 2>/dev/null"
 awk -v n="$N" -F'\t' '{ t[NR] = $2; m[NR] = $3 }
 	END { printf "load: file %.0f, SQLite %.0f, PostgreSQL %.0f records/s (%.2fx and %.2fx the file'"'"'s time); peak memory %d, %d, %d KB\n",

@@ -80,6 +80,7 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (Snapsho
 	fresh := t.Len() == 0 && t.Tombstones() == 0
 	var prev []byte
 	var id SnapshotID
+	p := follow.NewParser(fields)
 	for line := 1; ; line++ {
 		b, err := readLine(br)
 		if err == io.EOF {
@@ -94,7 +95,7 @@ func (t *Table) ReadSnapshot(path string, fields follow.DecoderOptions) (Snapsho
 		}
 		id.Size += int64(len(b)) + 1
 		id.Records++
-		rec, perr := follow.ParseRecord(b, fields)
+		rec, perr := p.Parse(b)
 		if perr != nil {
 			return id, &SnapshotError{path, line, perr.Error()}
 		}
