@@ -6,7 +6,8 @@
 // A Decoder reads records from any framing (newlines, CRLF, blank-line
 // heartbeats, or nothing at all between objects), across any read
 // boundary, keeping each record's exact bytes and byte offset; it never
-// takes a record cut off by the end of input. A Follower adds the
+// takes a record cut off by the end of input; ParseRecord and a Parser
+// take one record at a time (the lines of a file). A Follower adds the
 // protocol: the three ways of sending the cursor, exact order values
 // (Order), dropping what is re-delivered at the cursor, jittered backoff
 // and Retry-After, caught-up and stall detection, and full resyncs after
