@@ -53,19 +53,25 @@ func TestSnapshot_WriteGolden(t *testing.T) {
 		t.Fatal(d.Err())
 	}
 	path := filepath.Join(t.TempDir(), "s.jsonl")
-	if _, err := tb.WriteSnapshot(path, 0o644); err != nil {
+	wrote, err := tb.WriteSnapshot(path, 0o644)
+	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
 	golden(t, "snapshot.jsonl", got)
 
-	// And reading it back gives the same table.
+	// And reading it back gives the same table, and the same identity: the
+	// one a checkpoint binds.
 	back := NewTable()
-	if _, err := back.ReadSnapshot(path, follow.DecoderOptions{}); err != nil {
+	read, err := back.ReadSnapshot(path, follow.DecoderOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if dumpTable(back) != dumpTable(tb) {
 		t.Fatal("round trip changed the table")
+	}
+	if !read.Same(wrote) || wrote.Size != int64(len(got)) || wrote.Records != strings.Count(string(got), "\n") {
+		t.Fatalf("written as %+v, read as %+v (%d bytes)", wrote, read, len(got))
 	}
 }
 
