@@ -115,6 +115,7 @@ type Event struct {
 	Err      error
 	Delay    time.Duration
 	URL      string   // redacted request URL
+	Size     int64    // EventConnected: the response's length in bytes (Content-Length), or -1 if it is not known (an endless or compressed response)
 	Resynced bool     // EventCaughtUp: a full resync has just finished
 	Previous Order    // EventCaughtUp after a resync: the cursor before it
 	Batch    []Record // EventBatch; valid only during the handler call, which must not change them (Digest and KeyHash cache into a record: call them on the handler's goroutine)
@@ -624,7 +625,7 @@ func (p *pass) run(ctx context.Context) error {
 		return &NotStreamError{URL: display, Reason: "the response is an HTML page (Content-Type: text/html); is the URL right?"}
 	}
 	p.finite = resp.ContentLength >= 0
-	if err := p.emit(Event{Kind: EventConnected, URL: display}); err != nil {
+	if err := p.emit(Event{Kind: EventConnected, URL: display, Size: resp.ContentLength}); err != nil {
 		return err
 	}
 	in := startDecoding(resp.Body, stall, f.cfg.StallTimeout, f.cfg.Fields, f.touch)

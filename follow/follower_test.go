@@ -233,6 +233,30 @@ func TestFollower_DedupeAtCursorAcrossDroppedConnection(t *testing.T) {
 	}
 }
 
+// EventConnected says how long the response is, when it says so.
+func TestFollower_ConnectedSize(t *testing.T) {
+	data := rec(1, 10) + rec(2, 11)
+	for _, tt := range []struct {
+		name string
+		step func(http.ResponseWriter, *http.Request)
+		want int64
+	}{
+		{"ContentLength", body(data), int64(len(data))},
+		{"Chunked", hang(data), -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(tt.step))
+			defer srv.Close()
+			r := follow(t, Config{URL: srv.URL + "/", Follow: tt.want < 0, Idle: 50 * time.Millisecond}, func(r *run, ev Event) bool {
+				return ev.Kind == EventConnected
+			})
+			if i := indexOf(r, EventConnected); i < 0 || r.events[i].Size != tt.want {
+				t.Fatalf("events %+v; want EventConnected with Size %d", r.events, tt.want)
+			}
+		})
+	}
+}
+
 // The record that last moved the cursor is in the cursor's keys, with
 // its digest, for a duplicate that follows it in the same response and
 // for a checkpoint taken while the next record is applied.

@@ -150,6 +150,7 @@ type Engine struct {
 	firstChange  time.Time // arrival of the oldest change not yet committed
 	failures     int       // failed attempts since the last response began
 	failingSince time.Time
+	loadSize     int64 // a response of this many bytes is loading into an empty table, until expect
 }
 
 // The defaults of Config's durations.
@@ -306,10 +307,19 @@ func (e *Engine) handle(ev follow.Event) error {
 			e.notify(Notice{Kind: NoticeReconnected, Count: e.failures, Delay: e.contact.Sub(e.failingSince)})
 			e.failures = 0
 		}
+		// A load of known size into an empty table: the first batch
+		// tells how large its records are (expect).
+		e.loadSize = 0
+		if e.table.Len() == 0 && e.table.Tombstones() == 0 {
+			e.loadSize = ev.Size
+		}
 		return e.forgetTombstones()
 	case follow.EventRecord:
 		return e.apply(ev.Record)
 	case follow.EventBatch:
+		if e.loadSize > 0 {
+			e.expect(ev.Batch)
+		}
 		if p, ok := e.table.(Prefetcher); ok {
 			return p.Prefetch(ev.Batch)
 		}
@@ -338,6 +348,22 @@ func (e *Engine) handle(ev follow.Event) error {
 		e.notify(Notice{Kind: NoticeWarning, Err: ev.Err})
 	}
 	return nil
+}
+
+// expect tells a table that can use it how many keys the load will
+// bring: the response's size over the mean size of the batch's records.
+func (e *Engine) expect(batch []follow.Record) {
+	x, ok := e.table.(Expecter)
+	if !ok || len(batch) == 0 {
+		return
+	}
+	var bytes int
+	for i := range batch {
+		bytes += len(batch[i].Bytes) + 1
+	}
+	keys := float64(e.loadSize) * float64(len(batch)) / float64(bytes)
+	e.loadSize = 0
+	x.Expect(int(min(keys, 1<<31)))
 }
 
 func (e *Engine) apply(r *follow.Record) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -561,5 +562,53 @@ func TestFile_NothingNewLeavesSnapshotUnread(t *testing.T) {
 	}
 	if store.loaded {
 		t.Error("a run with nothing new read the snapshot")
+	}
+}
+
+// expecting records what an Engine tells its table to expect.
+type expecting struct {
+	memory
+	got []int
+}
+
+func (x *expecting) Expect(keys int) {
+	x.got = append(x.got, keys)
+	x.memory.Expect(keys)
+}
+
+// A response of known length into an empty table: the Engine tells the
+// table how many keys to expect, from the length and the first batch's
+// records. Into a table that holds keys, or with no length, it does not.
+func TestEngine_ExpectsALoadOfKnownSize(t *testing.T) {
+	const n = 20_000
+	body := strings.Join(numbered(n), "\n") + "\n"
+	chunked := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	table := &expecting{memory: memory{state.NewIndex()}}
+	run := func() {
+		t.Helper()
+		e, err := New(context.Background(), Config{Follow: follow.Config{URL: srv.URL + "/"}, Table: table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	if len(table.got) != 1 || table.got[0] < n*9/10 || table.got[0] > n*11/10 {
+		t.Fatalf("told to expect %v keys, want one guess near %d", table.got, n)
+	}
+	run()
+	table.memory, chunked = memory{state.NewIndex()}, true
+	run()
+	if len(table.got) != 1 {
+		t.Fatalf("told to expect %v: want nothing into a table that holds keys, or with no length", table.got)
 	}
 }

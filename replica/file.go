@@ -284,6 +284,10 @@ func (t fileTable) Prefetch(batch []follow.Record) error {
 	return nil
 }
 
+// Expect passes the hint on to the table, loaded or not: the Engine gives
+// it only when the table is empty, and loading reads into the same table.
+func (t fileTable) Expect(keys int) { t.s.table.Expect(keys) }
+
 func (t fileTable) BeginResync() error {
 	if err := t.s.ensure(); err != nil {
 		return err

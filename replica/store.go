@@ -71,6 +71,14 @@ type Prefetcher interface {
 	Prefetch(batch []follow.Record) error
 }
 
+// An Expecter is a Table that can ready itself for a load of about keys
+// keys into it while it is empty (state.Table.Expect): the Engine tells it
+// when a response of known size begins, once it has seen how large its
+// records are.
+type Expecter interface {
+	Expect(keys int)
+}
+
 // A Store whose errors may pass (a database connection lost) marks them
 // with a Temporary method that returns true: a following Engine then
 // opens the store again and resumes from its last commit.

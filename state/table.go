@@ -562,6 +562,17 @@ func (t *Table) Apply(r *follow.Record) Op {
 	return OpInsert
 }
 
+// Expect tells the table that it will soon hold about keys keys: a load of
+// known size, into an empty table. If it needs its index (keys that do not
+// arrive in order), the index grows toward that many in a few large steps
+// instead of by half again and again, each time moving every key. A wrong
+// guess costs little: see keyset.Index.Expect.
+func (t *Table) Expect(keys int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.index.Expect(keys)
+}
+
 // Tombstones is the number of deleted keys the table remembers.
 func (t *Table) Tombstones() int {
 	t.mu.RLock()

@@ -28,7 +28,10 @@ type Index struct {
 	slots []uint64 // tag<<32 | value+1 (tag's low 4 bits cleared); 0 is empty
 	mem   *mapping
 	n     int
-	_     noCopy
+	// The values the index is told to expect (Expect): it grows toward
+	// them in larger steps.
+	expect int
+	_      noCopy
 }
 
 // noCopy makes go vet report copies of an Index.
@@ -272,7 +275,25 @@ func (x *Index) reserve(n int) {
 	}
 }
 
-func (x *Index) grow() { x.resize(max(minSlots, len(x.slots)+len(x.slots)/2)) }
+// grow makes room: half again, or, toward the values expected, up to room
+// for eight times the values held.
+func (x *Index) grow() {
+	size := max(minSlots, len(x.slots)+len(x.slots)/2)
+	if want := min(x.expect, 8*x.n); want > x.n {
+		for full(want, size) {
+			size += size / 2
+		}
+	}
+	x.resize(size)
+}
+
+// Expect tells the index that it will soon hold about n values (a load of
+// known size). Growing by half each time moves the values twice over, all
+// told, on the way to a large size, each move a cache miss; toward n the
+// index grows in steps of up to eight times the values it holds, which
+// moves them a seventh as often, and lands on room for n. A hint too high
+// costs at most room for eight times the values held; 0 forgets it.
+func (x *Index) Expect(n int) { x.expect = n }
 
 func (x *Index) resize(size int) {
 	old, mem := x.slots, x.mem

@@ -322,3 +322,36 @@ func TestSortWords(t *testing.T) {
 		}
 	}
 }
+
+// An index told what to expect grows toward it in large steps and lands on
+// room for it; told too much, it still takes room for at most eight times
+// what it holds; told nothing, it grows by half.
+func TestIndex_Expect(t *testing.T) {
+	grow := func(expect, n int) (sizes []int) {
+		var x Index
+		x.Expect(expect)
+		for i := range n {
+			x.Insert(uint32(i*2654435761), uint64(i))
+			if len(sizes) == 0 || sizes[len(sizes)-1] != len(x.slots) {
+				sizes = append(sizes, len(x.slots))
+			}
+		}
+		for i := range n {
+			if _, v, ok := x.Find(uint32(i*2654435761), func(v uint64) bool { return v == uint64(i) }); !ok || v != uint64(i) {
+				t.Fatalf("expect %d: value %d lost", expect, i)
+			}
+		}
+		return sizes
+	}
+	const n = 200_000
+	var want Index
+	want.reserve(n)
+	told, untold := grow(n, n), grow(0, n)
+	t.Logf("slots as %d values go in: told %v, untold %v", n, told, untold)
+	if told[len(told)-1] != len(want.slots) || len(told) > 7 || len(untold) < 2*len(told) {
+		t.Fatalf("sizes told %v, untold %v; want few steps ending at %d", told, untold, len(want.slots))
+	}
+	if lied := grow(1<<40, 1000); lied[len(lied)-1] > 8*1000*2 {
+		t.Fatalf("told 2^40, holding 1,000: sizes %v", lied)
+	}
+}
