@@ -171,8 +171,13 @@ func (s *Server) Close() {
 // Changes implements Source: the latest change of each key at or after
 // since, in order-value order.
 func (s *Server) Changes(ctx context.Context, since follow.Order, fn func([]byte) error) error {
+	return s.parsedChanges(ctx, since, func(rec, _ []byte, _ bool) error { return fn(rec) })
+}
+
+// parsedChanges is Changes with what Append parsed of each record.
+func (s *Server) parsedChanges(ctx context.Context, since follow.Order, fn func(rec, order []byte, deleted bool) error) error {
 	for _, c := range s.backlog(since) {
-		if err := fn(c.bytes); err != nil {
+		if err := fn(c.bytes, c.order, c.deleted); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// two is not missed.
 		wake = h.src.Changed()
 	}
-	if err := s.changes(ctx, since, since == "", wake == nil); err != nil {
+	if err := s.changes(ctx, since, since == ""); err != nil {
 		s.fail(ctx, err)
 		return
 	}
@@ -215,30 +214,11 @@ func (s *stream) start() {
 // were parsed when it stored them: served as itself (not embedded in a type
 // that may override Changes) and with the same fields, they go out with
 // what it parsed, not parsed again.
-//
-// A finite response from a Server, uncompressed, says its length
-// (Content-Length), so that a client can ready itself for the load. A
-// backlog holds one change a key, in order, at or after the cursor: all of
-// it is sent but the tombstones left out, and its length is known before a
-// byte is.
-func (s *stream) changes(ctx context.Context, since follow.Order, omitTombstones, finite bool) error {
+func (s *stream) changes(ctx context.Context, since follow.Order, omitTombstones bool) error {
 	if srv, ok := s.h.src.(*Server); ok && srv.opts.Fields == s.h.opts.Fields {
-		backlog := srv.backlog(since)
-		if finite && !s.gzip {
-			var n int64
-			for _, c := range backlog {
-				if !omitTombstones || !c.deleted {
-					n += int64(len(c.bytes)) + 1
-				}
-			}
-			s.w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		}
-		for _, c := range backlog {
-			if err := s.sendRecord(c.bytes, c.order, c.deleted, omitTombstones); err != nil {
-				return err
-			}
-		}
-		return nil
+		return srv.parsedChanges(ctx, since, func(rec, order []byte, deleted bool) error {
+			return s.sendRecord(rec, order, deleted, omitTombstones)
+		})
 	}
 	return s.h.src.Changes(ctx, since, func(rec []byte) error {
 		r, err := follow.ParseRecord(rec, s.h.opts.Fields)
@@ -337,7 +317,7 @@ func (s *stream) follow(ctx context.Context, wake <-chan struct{}) {
 			if from == "" {
 				from = s.since
 			}
-			if err := s.changes(ctx, from, false, false); err != nil {
+			if err := s.changes(ctx, from, false); err != nil {
 				s.fail(ctx, err)
 				return
 			}

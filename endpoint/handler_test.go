@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,57 +168,6 @@ func TestHandler_ServerShortcutOnlyForItself(t *testing.T) {
 			}
 			if got := strings.Join(ids, " "); got != tt.want {
 				t.Errorf("sent ids %q, want %q:\n%s", got, tt.want, b)
-			}
-		})
-	}
-}
-
-// A finite, uncompressed response from a Server says its length, which is
-// that of what it sends: each record once (a re-sent one at the greatest
-// order value is dropped), no tombstone at cursor 0. An endless one does
-// not; a compressed one says at most the length of what it sends (as
-// net/http does for a small response), never that of the records.
-func TestHandler_FiniteSaysItsLength(t *testing.T) {
-	recs := []string{`{"id":1,"updated_at":1}`, `{"id":2,"updated_at":2,"deleted_at":3}`, `{"id":3,"updated_at":3}`, `{"id":4,"updated_at":3}`, `{"id":4,"updated_at":3}`}
-	for _, tt := range []struct {
-		name, path string
-		opts       endpoint.Options
-		header     []string
-		want       string // the body; "" for no Content-Length
-	}{
-		{"Finite", "/s/0", endpoint.Options{Finite: true}, nil, recs[0] + "\n" + recs[2] + "\n" + recs[3] + "\n"},
-		{"FiniteSince", "/s/2", endpoint.Options{Finite: true}, nil, recs[1] + "\n" + recs[2] + "\n" + recs[3] + "\n"},
-		{"Gzip", "/s/0", endpoint.Options{Finite: true, Gzip: true}, []string{"Accept-Encoding", "gzip"}, ""},
-		{"Endless", "/s/0", endpoint.Options{}, nil, ""},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s := endpoint.New(tt.opts)
-			defer s.Close()
-			for _, r := range recs {
-				if err := s.Append([]byte(r)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			srv := httptest.NewServer(s)
-			defer srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			resp := get(t, ctx, srv.URL+tt.path, tt.header...)
-			cl := resp.Header.Get("Content-Length")
-			if tt.want == "" {
-				if tt.opts.Finite {
-					b, _ := io.ReadAll(resp.Body)
-					if cl != "" && cl != strconv.Itoa(len(b)) {
-						t.Fatalf("Content-Length %s for %d bytes sent", cl, len(b))
-					}
-				} else if cl != "" {
-					t.Fatalf("Content-Length %s", cl)
-				}
-				return
-			}
-			b, err := io.ReadAll(resp.Body)
-			if err != nil || string(b) != tt.want || cl != strconv.Itoa(len(tt.want)) {
-				t.Fatalf("Content-Length %s, body %q (%v); want %d bytes, %q", cl, b, err, len(tt.want), tt.want)
 			}
 		})
 	}

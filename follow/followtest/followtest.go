@@ -201,28 +201,13 @@ type faultWriter struct {
 	dropped bool
 	ended   bool
 	left    int // bytes still to send before a DropBytes cut
-
-	headerSent bool
 }
 
 func (fw *faultWriter) Header() http.Header { return fw.w.Header() }
 
-func (fw *faultWriter) WriteHeader(code int) {
-	fw.sendHeader()
-	fw.w.WriteHeader(code)
-}
-
-// sendHeader readies the header to go out. A body that a fault changes,
-// or that this writer compresses, is not the length the endpoint said.
-func (fw *faultWriter) sendHeader() {
-	if !fw.headerSent && (fw.gz != nil || fw.f.active()) {
-		fw.w.Header().Del("Content-Length")
-	}
-	fw.headerSent = true
-}
+func (fw *faultWriter) WriteHeader(code int) { fw.w.WriteHeader(code) }
 
 func (fw *faultWriter) Flush() {
-	fw.sendHeader()
 	if fw.gz != nil {
 		fw.gz.Flush()
 	}
@@ -248,7 +233,6 @@ func (fw *faultWriter) out(b []byte) error {
 }
 
 func (fw *faultWriter) raw(b []byte) error {
-	fw.sendHeader()
 	var err error
 	if fw.gz != nil {
 		_, err = fw.gz.Write(b)
