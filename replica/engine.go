@@ -151,6 +151,7 @@ type Engine struct {
 	failures     int       // failed attempts since the last response began
 	failingSince time.Time
 	loadSize     int64 // a response of this many bytes is loading into an empty table, until expect
+	expecting    bool  // the table was told to expect a load, and not yet told it is over
 }
 
 // The defaults of Config's durations.
@@ -326,6 +327,11 @@ func (e *Engine) handle(ev follow.Event) error {
 	case follow.EventQuiet:
 		return e.quiet()
 	case follow.EventCaughtUp:
+		if e.expecting {
+			// A load of known size is over, or what it said was not so.
+			e.table.(Expecter).Expect(0)
+			e.expecting = false
+		}
 		return e.caughtUp(ev)
 	case follow.EventRetry:
 		if e.failures == 0 {
@@ -364,6 +370,7 @@ func (e *Engine) expect(batch []follow.Record) {
 	keys := float64(e.loadSize) * float64(len(batch)) / float64(bytes)
 	e.loadSize = 0
 	x.Expect(int(min(keys, 1<<31)))
+	e.expecting = true
 }
 
 func (e *Engine) apply(r *follow.Record) error {

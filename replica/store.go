@@ -72,9 +72,10 @@ type Prefetcher interface {
 }
 
 // An Expecter is a Table that can ready itself for a load of about keys
-// keys into it while it is empty (state.Table.Expect): the Engine tells it
-// when a response of known size begins, once it has seen how large its
-// records are.
+// keys into it while it is empty (state.Table.Expect). The Engine tells one
+// that is also a Prefetcher, from the first batch of a response of known
+// size into it (the response's length over the batch's mean record size),
+// and tells it Expect(0) once caught up.
 type Expecter interface {
 	Expect(keys int)
 }

@@ -49,7 +49,8 @@ func (o Op) String() string {
 // append-only slabs, not one allocation each, and the index maps a hash of
 // each key straight to its blob: a table of millions of records gives the
 // garbage collector nothing to scan, costs beyond its blobs one 8-byte
-// index slot a key (10 to 15 bytes, as the index is 0.53 to 0.8 full), and
+// index slot a key (10 to 15 bytes, as the index is 0.53 to 0.8 full; more
+// while it grows toward a load of known size, Expect), and
 // growing the index never reads a key back from memory. (Keys that come
 // above every key held are indexed only when a look-up first needs the
 // index.)

@@ -20,7 +20,8 @@ import (
 // that the slots keep their order when the index grows: growing it reads
 // the old slots and writes the new ones in sequence, not at random. Any
 // size will do, so the index grows by half, not double, and holds 0.53 to
-// 0.8 entries a slot, not 0.375 to 0.75.
+// 0.8 entries a slot, not 0.375 to 0.75 (fewer, for a while, after it has
+// grown toward a count it was told to expect).
 //
 // An Index must not be copied: its slots may be mapped outside the heap,
 // and given back when it grows.
@@ -275,24 +276,25 @@ func (x *Index) reserve(n int) {
 	}
 }
 
-// grow makes room: half again, or, toward the values expected, up to room
-// for eight times the values held.
+// grow makes room: half again, or, toward the values expected, room for
+// as many as eight times the values held.
 func (x *Index) grow() {
 	size := max(minSlots, len(x.slots)+len(x.slots)/2)
-	if want := min(x.expect, 8*x.n); want > x.n {
-		for full(want, size) {
-			size += size / 2
-		}
+	// Past the count expected, half again holds more than it.
+	if want := min(x.expect, 8*x.n); full(want, size) {
+		size = (5*want + 3) / 4
 	}
 	x.resize(size)
 }
 
 // Expect tells the index that it will soon hold about n values (a load of
 // known size). Growing by half each time moves the values twice over, all
-// told, on the way to a large size, each move a cache miss; toward n the
-// index grows in steps of up to eight times the values it holds, which
-// moves them a seventh as often, and lands on room for n. A hint too high
-// costs at most room for eight times the values held; 0 forgets it.
+// told, on the way to a large size, each move a cache miss. Toward n, each
+// growth takes room for up to eight times the values held, which moves
+// them about a fourteenth as often, and the last lands on room for n. A
+// hint too high (a length that lies, or a load of many versions of each
+// key) costs at most room for eight times the values held. Once the index
+// holds n values, or after Expect(0), it grows by half again.
 func (x *Index) Expect(n int) { x.expect = n }
 
 func (x *Index) resize(size int) {

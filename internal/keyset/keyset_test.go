@@ -324,8 +324,9 @@ func TestSortWords(t *testing.T) {
 }
 
 // An index told what to expect grows toward it in large steps and lands on
-// room for it; told too much, it still takes room for at most eight times
-// what it holds; told nothing, it grows by half.
+// room for it; told too much, it takes room for at most eight times what
+// it holds; once it holds what it was told, or told nothing, it grows by
+// half.
 func TestIndex_Expect(t *testing.T) {
 	grow := func(expect, n int) (sizes []int) {
 		var x Index
@@ -344,14 +345,27 @@ func TestIndex_Expect(t *testing.T) {
 		return sizes
 	}
 	const n = 200_000
-	var want Index
-	want.reserve(n)
 	told, untold := grow(n, n), grow(0, n)
 	t.Logf("slots as %d values go in: told %v, untold %v", n, told, untold)
-	if told[len(told)-1] != len(want.slots) || len(told) > 7 || len(untold) < 2*len(told) {
-		t.Fatalf("sizes told %v, untold %v; want few steps ending at %d", told, untold, len(want.slots))
+	if last := told[len(told)-1]; full(n, last) || last > (5*n+3)/4 || len(told) > 7 || len(untold) < 2*len(told) {
+		t.Fatalf("sizes told %v, untold %v; want few steps ending at room for %d", told, untold, n)
 	}
-	if lied := grow(1<<40, 1000); lied[len(lied)-1] > 8*1000*2 {
-		t.Fatalf("told 2^40, holding 1,000: sizes %v", lied)
+	for i := 1; i < len(untold); i++ {
+		if untold[i] != untold[i-1]+untold[i-1]/2 {
+			t.Fatalf("untold, sizes %v: not by half", untold)
+		}
+	}
+	// Past what it was told, by half again.
+	past := grow(n, 3*n)
+	for i := len(told); i < len(past); i++ {
+		if past[i] != past[i-1]+past[i-1]/2 {
+			t.Fatalf("past the %d expected, sizes %v: not by half", n, past)
+		}
+	}
+	if len(past) == len(told) {
+		t.Fatalf("sizes %v: did not grow past the %d expected", past, n)
+	}
+	if lied := grow(1<<40, 1000); lied[len(lied)-1] > (5*8*1000+3)/4 {
+		t.Fatalf("told 2^40, holding 1,000: sizes %v, over room for 8,000", lied)
 	}
 }
