@@ -32,9 +32,9 @@ var hashSeed = maphash.MakeSeed()
 
 // Digest is a 64-bit digest of Bytes (XXH64, never 0), the same in every
 // process and version, so that a checkpoint can tell a re-delivery at the
-// cursor from an update with new bytes (PROTOCOL 5.1). A Follower computes
-// it on the goroutine that applies the record (the decoding one is the
-// busier), once: it is kept in the record.
+// cursor from an update with new bytes (PROTOCOL 5.1). It is computed once
+// and kept in the record; a Follower takes it on the goroutine that applies
+// the record, and only for records it keeps the digest of.
 func (r *Record) Digest() uint64 {
 	if r.digest == 0 {
 		r.digest = Digest(r.Bytes)

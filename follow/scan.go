@@ -112,10 +112,8 @@ func newFieldSpans(names [3]string) fieldSpans {
 		}
 		var h [8]byte
 		k := copy(h[:], n)
+		// A shift by 64 gives 0, so eight bytes give a mask of all ones.
 		w.head[f], w.mask[f] = binary.LittleEndian.Uint64(h[:]), 1<<(8*k)-1
-		if k == 8 {
-			w.mask[f] = ^uint64(0)
-		}
 	}
 	return w
 }
@@ -230,12 +228,9 @@ func (w *fieldSpans) seen(b []byte, i, k int) *member {
 // newMember is the member whose name and colon are the size bytes at the
 // start of b, which holds at least 16.
 func newMember(b []byte, size int, fields uint8) member {
-	m := member{size: size, fields: fields, loMask: ^uint64(0)}
-	if size < 8 {
-		m.loMask = 1<<(8*size) - 1
-	} else if size > 8 {
-		m.hiMask = 1<<(8*(size-8)) - 1
-	}
+	m := member{size: size, fields: fields}
+	m.loMask = 1<<(8*min(size, 8)) - 1 // a shift by 64 gives 0: all ones
+	m.hiMask = 1<<(8*(size-min(size, 8))) - 1
 	m.lo = binary.LittleEndian.Uint64(b) & m.loMask
 	m.hi = binary.LittleEndian.Uint64(b[8:]) & m.hiMask
 	return m

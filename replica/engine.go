@@ -311,7 +311,7 @@ func (e *Engine) handle(ev follow.Event) error {
 		// A load of known size into an empty table: the first batch
 		// tells how large its records are (expect).
 		e.loadSize = 0
-		if e.table.Len() == 0 && e.table.Tombstones() == 0 {
+		if _, ok := e.table.(Expecter); ok && e.table.Len() == 0 && e.table.Tombstones() == 0 {
 			e.loadSize = ev.Size
 		}
 		return e.forgetTombstones()
@@ -359,8 +359,7 @@ func (e *Engine) handle(ev follow.Event) error {
 // expect tells a table that can use it how many keys the load will
 // bring: the response's size over the mean size of the batch's records.
 func (e *Engine) expect(batch []follow.Record) {
-	x, ok := e.table.(Expecter)
-	if !ok || len(batch) == 0 {
+	if len(batch) == 0 {
 		return
 	}
 	var bytes int
@@ -369,7 +368,7 @@ func (e *Engine) expect(batch []follow.Record) {
 	}
 	keys := float64(e.loadSize) * float64(len(batch)) / float64(bytes)
 	e.loadSize = 0
-	x.Expect(int(min(keys, 1<<31)))
+	e.table.(Expecter).Expect(int(min(keys, 1<<31)))
 	e.expecting = true
 }
 

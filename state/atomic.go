@@ -21,8 +21,9 @@ import (
 // A path that is a symbolic link or anything but a regular file is refused:
 // the rename would replace a link another user planted, or one the user
 // made on purpose (ResolveFile resolves those first). prepare, if not nil,
-// runs once the new file is durable and before it replaces path; if it
-// fails, path is untouched.
+// runs once the new file is durable and before it replaces path, with the
+// size and XXH64 digest of what fn wrote (which writeFileAtomic returns
+// too); if it fails, path is untouched.
 func writeFileAtomic(path string, perm fs.FileMode, fn func(w *aheadWriter) error, prepare func(fileSum) error) (sum fileSum, err error) {
 	dir := filepath.Dir(path)
 	chmod := false

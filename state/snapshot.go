@@ -28,6 +28,7 @@ func (t *Table) WriteSnapshot(path string, perm fs.FileMode) (SnapshotID, error)
 // snapshot is about to be in place. If prepare fails, path is untouched.
 func (t *Table) ReplaceSnapshot(path string, perm fs.FileMode, prepare func(SnapshotID) error) (SnapshotID, error) {
 	var records int
+	id := func(sum fileSum) SnapshotID { return SnapshotID{Size: sum.size, Records: records, Digest: sum.digest} }
 	sum, err := writeFileAtomic(path, perm, func(w *aheadWriter) error {
 		for _, rec := range t.All() {
 			if err := w.writeLine(rec); err != nil {
@@ -40,12 +41,12 @@ func (t *Table) ReplaceSnapshot(path string, perm fs.FileMode, prepare func(Snap
 		if prepare == nil {
 			return nil
 		}
-		return prepare(SnapshotID{Size: sum.size, Records: records, Digest: sum.digest})
+		return prepare(id(sum))
 	})
 	if err != nil {
 		return SnapshotID{}, err
 	}
-	return SnapshotID{Size: sum.size, Records: records, Digest: sum.digest}, nil
+	return id(sum), nil
 }
 
 // A SnapshotError is a snapshot file that is not what WriteSnapshot

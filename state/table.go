@@ -132,12 +132,12 @@ type blob struct {
 }
 
 // hasKey reports whether the blob is the one of it.Key.
-func (v *blob) hasKey(it *follow.Record) bool {
+func (v *blob) hasKey(r *follow.Record) bool {
 	if v.flags&flagKeyNum != 0 {
-		n, ok := it.KeyNumber()
+		n, ok := r.KeyNumber()
 		return ok && n == v.keyNum
 	}
-	return bytes.Equal(v.key, it.Key)
+	return bytes.Equal(v.key, r.Key)
 }
 
 // keyText is the blob's key, formatted into buf if it is stored as a
@@ -159,14 +159,14 @@ func (v *blob) orderText(buf *[20]byte) []byte {
 }
 
 // orderVs compares it.Order with the blob's order value.
-func (v *blob) orderVs(it *follow.Record) int {
+func (v *blob) orderVs(r *follow.Record) int {
 	if v.flags&flagOrderNum != 0 {
-		if n, ok := it.OrderNumber(); ok {
+		if n, ok := r.OrderNumber(); ok {
 			return cmp.Compare(n, v.orderNum)
 		}
 	}
 	var buf [20]byte
-	return follow.CompareOrder(it.Order, v.orderText(&buf))
+	return follow.CompareOrder(r.Order, v.orderText(&buf))
 }
 
 func (v *blob) dead() bool    { return v.flags&flagDead != 0 }
@@ -625,8 +625,8 @@ func (t *Table) above(r *follow.Record) bool {
 		return true
 	}
 	if t.topIsNum {
-		// Two plain integers compare as numbers. An index stores its
-		// keys as these numbers, so there the parse is not repeated.
+		// Two plain integers compare as numbers: the record parses its
+		// key once (KeyNumber), and write keeps top's.
 		if n, ok := r.KeyNumber(); ok {
 			return n > t.topNum
 		}
